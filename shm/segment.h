@@ -1,0 +1,76 @@
+/*
+ * segment.h - the supervisor's side of the shared-memory segment: create,
+ * attach, validate, unlink, and slot transitions that only vigild makes.
+ *
+ * The layout itself is the ABI and lives in emitter/vigil.h, so that a
+ * worker needs one file.  This module adds what a worker never does:
+ * creating the object with O_EXCL and mode 0600, refusing one that another
+ * user owns or whose header is wrong, and freeing slots.
+ *
+ * Trust: after vigil_segment_open() validates the header, nothing is ever
+ * read from it again for sizing.  The slot count and offsets are copied
+ * into struct vigil_segment, because a worker may scribble over the header
+ * at any moment and the supervisor must not follow it out of bounds.
+ */
+#ifndef VIGIL_SEGMENT_H
+#define VIGIL_SEGMENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "vigil.h"
+
+#define VIGIL_SHM_NAME_MAX 240 /* NAME_MAX minus room for "/dev/shm/" */
+
+struct vigil_segment {
+	struct vigil_shm_header *hdr; /* the mapping; never trusted for sizes */
+	struct vigil_slot_hot *hot;   /* private copies of the offsets ... */
+	struct vigil_slot_cold *cold;
+	struct vigil_slot_view *view;
+	uint64_t size;                /* ... and of the size and count */
+	uint32_t slots;
+	bool created;                 /* this open created the object */
+	bool writable;
+	char name[VIGIL_SHM_NAME_MAX + 1];
+};
+
+/* Default segment name for a home: "/vigil-" + 16 hex digits of the FNV-1a
+ * hash of the home's real path, so that two homes never share a segment
+ * and the same home always finds its own.  0 or -errno. */
+int vigil_segment_name_for_home(const char *home, char *out, size_t out_len);
+
+/* Checks a name given by --shm or VIGIL_SHM: "/" then 1..VIGIL_SHM_NAME_MAX
+ * of [A-Za-z0-9._-].  0 or -EINVAL. */
+int vigil_segment_name_check(const char *name);
+
+/*
+ * vigil_segment_open - open (and with create, make) the named segment.
+ *
+ * create: when the object is missing, create it with O_EXCL, mode, and
+ * slots slots; when it exists, attach to it whatever its slot count (the
+ * workers in it matter more than the flag) after checking that this user
+ * owns it, that no one outside mode can open it, and that the header and
+ * size agree.  writable=false maps read-only (vigilctl status).
+ * Returns 0 or -errno: -EPERM another owner or a mode wider than asked,
+ * -EBADMSG bad header or size, -EPROTO another ABI, -ENOENT missing.
+ * err receives a sentence for the operator.
+ */
+int vigil_segment_open(struct vigil_segment *seg, const char *name, uint32_t slots, mode_t mode,
+		       bool create, bool writable, char *err, size_t err_len);
+
+void vigil_segment_close(struct vigil_segment *seg);
+
+/* shm_unlink; 0 or -errno. */
+int vigil_segment_unlink(const char *name);
+
+/* Moves slot from exactly `expect` (state and generation) to FREE with the
+ * same generation (the next claim increments it).  false when the slot
+ * moved meanwhile, which is not an error: someone else acted first. */
+bool vigil_segment_slot_free(struct vigil_segment *seg, uint32_t slot, uint64_t expect);
+
+/* Moves slot from exactly `expect` to `state` with the same generation. */
+bool vigil_segment_slot_set(struct vigil_segment *seg, uint32_t slot, uint64_t expect, uint32_t state);
+
+#endif /* VIGIL_SEGMENT_H */

@@ -1,0 +1,765 @@
+/*
+ * action.c - the action thread: events to files, verification, policy
+ * reloads, snapshots.
+ *
+ * Writes follow SPEC §3: .json documents are replaced atomically (temp
+ * file + rename), .jsonl lines are one write() each.  A failed write is
+ * counted and logged once per episode (not once per line: a full disk must
+ * not also flood the log), and monitoring goes on: the scanner never waits
+ * for this thread.
+ *
+ * Spec files are rewritten only when something in them changed, at most
+ * once per snapshot interval, except for the moments an operator must see
+ * at once: a new worker, a zombie moving from active/ to zombie/, and a
+ * worker leaving.  last_seen in a file lags the live value (the segment,
+ * which `vigilctl status` reads) by up to one heartbeat interval; that is
+ * what keeps 5,000 beating workers from costing 5,000 file writes a second.
+ */
+#define _GNU_SOURCE
+#include "action.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/inotify.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+#include "verify.h"
+
+#define TOK_WAKE 1
+#define TOK_SIG 2
+#define TOK_INO 3
+#define TOK_SNAP 4
+
+static const char *const HB_POLICY = "heartbeat-policy.json";
+static const char *const RESTART_POLICY = "worker-restart-policy.json";
+static const char *const AUTOFIX_POLICY = "auto-fix-policy.json";
+
+static const char *status_name(uint8_t s)
+{
+	switch (s) {
+	case VIGIL_STATUS_ACTIVE: return "active";
+	case VIGIL_STATUS_ZOMBIE: return "zombie";
+	case VIGIL_STATUS_EXITED: return "exited";
+	case VIGIL_STATUS_RESTARTING: return "restarting";
+	default: return "active";
+	}
+}
+
+static void note_write(struct vigil_action *a, int rc, const char *what)
+{
+	if (rc == 0) {
+		if (a->write_error_episode) {
+			a->write_error_episode = false;
+			vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_INFO, "writing under coordination/ works again");
+		}
+		return;
+	}
+	a->write_errors++;
+	if (!a->write_error_episode) {
+		a->write_error_episode = true;
+		vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_ERROR,
+			  "cannot write %s: %s (further write errors are counted, not logged, until one succeeds)",
+			  what, strerror(-rc));
+	}
+}
+
+/* ---- JSON builders ----------------------------------------------------------- */
+
+static json_t *spec_json(const struct vigil_action *a, const struct vigil_worker *w, uint64_t now_ms)
+{
+	(void)a;
+	json_t *o = json_object();
+	if (o == NULL)
+		return NULL;
+	char iso[21];
+	json_object_set_new(o, "worker_id", json_string(w->id));
+	json_object_set_new(o, "worker_type", json_string(w->type));
+	json_object_set_new(o, "task_id", json_string(w->task));
+	json_object_set_new(o, "status", json_string(status_name(w->status)));
+	json_object_set_new(o, "pid", json_integer(w->pid));
+	json_object_set_new(o, "slot", json_integer(w->slot));
+	json_t *cmd = json_loads(w->command, 0, NULL);
+	json_object_set_new(o, "command", cmd != NULL ? cmd : json_array());
+	json_t *hb = json_object();
+	json_object_set_new(hb, "health_score", json_integer(w->health));
+	json_object_set_new(hb, "progress", json_integer(w->progress));
+	if (w->last_seen_ms != 0) {
+		vigil_iso8601(w->last_seen_ms, iso);
+		json_object_set_new(hb, "last_seen", json_string(iso));
+		json_object_set_new(hb, "last_seen_ms", json_integer((json_int_t)w->last_seen_ms));
+	} else {
+		json_object_set_new(hb, "last_seen", json_null());
+		json_object_set_new(hb, "last_seen_ms", json_null());
+	}
+	json_object_set_new(hb, "beats", json_integer((json_int_t)w->beats));
+	json_object_set_new(hb, "missed", json_integer(w->missed));
+	json_object_set_new(o, "heartbeat", hb);
+	json_t *tb = json_object();
+	json_object_set_new(tb, "allocated", json_integer(0));
+	json_object_set_new(tb, "used", json_integer(0));
+	json_object_set_new(o, "token_budget", tb);
+	json_t *rs = json_object();
+	json_object_set_new(rs, "attempt", json_integer(0));
+	json_object_set_new(o, "restart", rs);
+	json_object_set_new(o, "verified", json_boolean(w->verified));
+	vigil_json_stamp(o, "created_at", "created_at_ms", w->created_unix_ms);
+	vigil_json_stamp(o, "timestamp", "timestamp_ms", now_ms);
+	return o;
+}
+
+static int spec_file_name(const struct vigil_worker *w, char *out, size_t len)
+{
+	int n = snprintf(out, len, "%s.json", w->id);
+	return (n < 0 || (size_t)n >= len) ? -ENAMETOOLONG : 0;
+}
+
+static void spec_write(struct vigil_action *a, struct vigil_worker *w, uint64_t now_ms)
+{
+	char name[80];
+	if (spec_file_name(w, name, sizeof name) < 0)
+		return;
+	json_t *o = spec_json(a, w, now_ms);
+	if (o == NULL) {
+		note_write(a, -ENOMEM, name);
+		return;
+	}
+	int dir = w->status == VIGIL_STATUS_ZOMBIE ? a->zombie_fd : a->active_fd;
+	int rc = vigil_fs_replace_json(dir, name, o);
+	json_decref(o);
+	note_write(a, rc, name);
+	if (rc == 0) {
+		a->specs_written++;
+		w->spec_written = true;
+		w->w_status = w->status;
+		w->w_health = w->health;
+		w->w_progress = w->progress;
+		w->w_missed = w->missed;
+		w->w_last_seen_ms = w->last_seen_ms;
+	}
+}
+
+static void spec_remove(struct vigil_action *a, const struct vigil_worker *w, bool zombie_too)
+{
+	char name[80];
+	if (spec_file_name(w, name, sizeof name) < 0)
+		return;
+	note_write(a, vigil_fs_remove(a->active_fd, name), name);
+	if (zombie_too)
+		note_write(a, vigil_fs_remove(a->zombie_fd, name), name);
+}
+
+/* The common part of every worker event line. */
+static json_t *event_json(const char *name, const struct vigil_worker *w, const struct vigil_event *ev)
+{
+	json_t *o = json_object();
+	if (o == NULL)
+		return NULL;
+	json_object_set_new(o, "event", json_string(name));
+	if (w != NULL) {
+		json_object_set_new(o, "worker_id", json_string(w->id));
+		json_object_set_new(o, "worker_type", json_string(w->type));
+		json_object_set_new(o, "task_id", json_string(w->task));
+		json_object_set_new(o, "pid", json_integer(w->pid));
+	}
+	json_object_set_new(o, "slot", json_integer(ev->slot));
+	json_object_set_new(o, "health_score", json_integer(ev->health_score));
+	json_object_set_new(o, "reported_health", json_integer(ev->reported_health));
+	json_object_set_new(o, "progress", json_integer(ev->progress));
+	json_object_set_new(o, "missed", json_integer(ev->missed));
+	json_object_set_new(o, "beats", json_integer((json_int_t)ev->beats));
+	if (ev->last_seen_unix_ms != 0)
+		vigil_json_stamp(o, "last_seen", "last_seen_ms", ev->last_seen_unix_ms);
+	if (ev->due_unix_ms != 0) {
+		json_object_set_new(o, "due_ms", json_integer((json_int_t)ev->due_unix_ms));
+		json_object_set_new(o, "stall_credit_ms", json_integer((json_int_t)ev->stall_credit_ms));
+	}
+	vigil_json_stamp(o, "timestamp", "timestamp_ms", ev->unix_ms);
+	return o;
+}
+
+static void append_event(struct vigil_action *a, int fd, json_t *o, const char *file)
+{
+	if (o == NULL) {
+		note_write(a, -ENOMEM, file);
+		return;
+	}
+	int rc = vigil_fs_append_json(fd, o);
+	json_decref(o);
+	note_write(a, rc, file);
+	if (rc == 0)
+		a->events_written++;
+}
+
+#define HB_FILE "events/heartbeat-events.jsonl"
+#define ZOMBIE_FILE "events/zombie-cleanup-events.jsonl"
+
+/* ---- event handlers --------------------------------------------------------- */
+
+static void reject(struct vigil_action *a, const struct vigil_event *ev, const char *why)
+{
+	char rid[300];
+	vigil_id_render(ev->worker_id, sizeof ev->worker_id, rid, sizeof rid);
+	vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_ERROR, "slot %u: registration of worker '%s' (pid %d) rejected: %s",
+		  ev->slot, rid, ev->pid, why);
+	json_t *o = json_object();
+	if (o != NULL) {
+		json_object_set_new(o, "event", json_string("worker_rejected"));
+		json_object_set_new(o, "worker_id", json_string(rid));
+		json_object_set_new(o, "slot", json_integer(ev->slot));
+		json_object_set_new(o, "pid", json_integer(ev->pid));
+		json_object_set_new(o, "reason", json_string(why));
+		vigil_json_stamp(o, "timestamp", "timestamp_ms", ev->unix_ms);
+	}
+	append_event(a, a->hb_events_fd, o, HB_FILE);
+	a->workers_rejected++;
+	struct vigil_command c = {.kind = VIGIL_CMD_FORGET, .slot = ev->slot, .gen = ev->gen, .fd = -1};
+	/* The command ring is as large as the event ring's drain batch, so
+	 * full is not expected; if it is, the slot stays monitored under a
+	 * rejected id with no spec file, which is harmless. */
+	if (!vigil_scanner_command(a->scanner, &c))
+		vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_WARN, "command ring full: slot %u not forgotten", ev->slot);
+}
+
+static void on_register(struct vigil_action *a, const struct vigil_event *ev)
+{
+	bool adopted = ev->kind == VIGIL_EV_ADOPTED;
+	struct vigil_worker *w = calloc(1, sizeof *w);
+	if (w == NULL) {
+		vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_ERROR, "out of memory registering slot %u", ev->slot);
+		return;
+	}
+	bool ok_id = vigil_id_copy(w->id, ev->worker_id);
+	bool ok_type = vigil_id_copy(w->type, ev->worker_type);
+	bool ok_task = vigil_id_copy(w->task, ev->task_id) || w->task[0] == '\0';
+	if (!ok_id || !ok_type || !ok_task) {
+		free(w);
+		reject(a, ev, !ok_id ? "worker_id must match [A-Za-z0-9._-]{1,64}, not starting with '.'"
+			      : !ok_type ? "worker_type must match [A-Za-z0-9._-]{1,64}, not starting with '.'"
+					 : "task_id must match [A-Za-z0-9._-]{1,64}, not starting with '.'");
+		return;
+	}
+	w->slot = ev->slot;
+	w->gen = ev->gen;
+	w->pid = ev->pid;
+	w->registrar_pid = ev->registrar_pid;
+	w->created_unix_ms = ev->unix_ms;
+	w->last_seen_ms = ev->last_seen_unix_ms;
+	w->health = ev->health_score;
+	w->progress = ev->progress;
+	w->status = ev->zombie ? VIGIL_STATUS_ZOMBIE : VIGIL_STATUS_ACTIVE;
+	vigil_proc_cmdline_json(w->pid, w->command, sizeof w->command);
+	if (vigil_registry_add(&a->reg, w) < 0) {
+		char why[160];
+		urcu_memb_read_lock();
+		struct vigil_worker *other = vigil_registry_find(&a->reg, w->id);
+		snprintf(why, sizeof why, "worker id is already registered (slot %u, pid %d)",
+			 other != NULL ? other->slot : 0u, other != NULL ? other->pid : 0);
+		urcu_memb_read_unlock();
+		free(w);
+		reject(a, ev, why);
+		return;
+	}
+
+	struct vigil_verify_result vr;
+	vigil_verify_worker(a->seg->name, w->pid, w->registrar_pid, ev->pid_start_ticks, &vr);
+	w->verified = vr.verified;
+	struct vigil_command c = {.kind = VIGIL_CMD_WATCH, .slot = w->slot, .gen = w->gen, .fd = vr.pidfd};
+	if (vr.verified || vr.gone) {
+		if (!vigil_scanner_command(a->scanner, &c) && c.fd >= 0)
+			close(c.fd);
+	}
+	if (!vr.verified && !vr.gone) {
+		a->unverified_workers++;
+		vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_WARN, "worker %s (pid %d) not verified: %s", w->id, w->pid,
+			  vr.reason);
+	}
+	/* Tell a waiting registrar (the shell emitter) that it may exit: the
+	 * one write vigild makes to a worker's line, once per registration. */
+	atomic_store_explicit(&a->seg->hot[w->slot].ack, w->gen, memory_order_release);
+
+	json_t *o = event_json(adopted ? "worker_adopted" : "worker_registered", w, ev);
+	if (o != NULL) {
+		json_object_set_new(o, "verified", json_boolean(w->verified));
+		if (ev->zombie)
+			json_object_set_new(o, "status", json_string("zombie"));
+	}
+	append_event(a, a->hb_events_fd, o, HB_FILE);
+	vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_INFO, "%s worker %s type %s task %s pid %d slot %u%s",
+		  adopted ? "adopted" : "registered", w->id, w->type, w->task[0] ? w->task : "-", w->pid, w->slot,
+		  w->verified ? " (verified)" : "");
+	spec_write(a, w, ev->unix_ms);
+}
+
+static void on_verdict(struct vigil_action *a, const struct vigil_event *ev)
+{
+	struct vigil_worker *w = vigil_registry_at(&a->reg, ev->slot);
+	if (w == NULL || w->gen != ev->gen)
+		return; /* rejected or already gone */
+	const char *name = NULL;
+	switch (ev->kind) {
+	case VIGIL_EV_MISSED: name = "heartbeat_missed"; break;
+	case VIGIL_EV_TIMEOUT: name = "heartbeat_timeout"; break;
+	case VIGIL_EV_RECOVERED: name = "heartbeat_recovered"; break;
+	default: return;
+	}
+	w->health = ev->health_score;
+	w->missed = ev->missed;
+	w->progress = ev->progress;
+	if (ev->kind == VIGIL_EV_RECOVERED)
+		w->last_seen_ms = ev->last_seen_unix_ms;
+	append_event(a, a->hb_events_fd, event_json(name, w, ev), HB_FILE);
+	vigil_log(VIGIL_LOG_HEARTBEAT, ev->kind == VIGIL_EV_RECOVERED ? VIGIL_LOG_INFO : VIGIL_LOG_WARN,
+		  "%s: worker %s pid %d health %u missed %u", name, w->id, w->pid, ev->health_score, ev->missed);
+}
+
+static void on_zombie(struct vigil_action *a, const struct vigil_event *ev)
+{
+	struct vigil_worker *w = vigil_registry_at(&a->reg, ev->slot);
+	if (w == NULL || w->gen != ev->gen)
+		return;
+	w->health = ev->health_score;
+	w->missed = ev->missed;
+	w->status = VIGIL_STATUS_ZOMBIE;
+	json_t *o = event_json("zombie_detected", w, ev);
+	append_event(a, a->zombie_events_fd, o, ZOMBIE_FILE);
+	vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_WARN, "zombie_detected: worker %s pid %d silent since %llu ms, health %u",
+		  w->id, w->pid, (unsigned long long)(ev->unix_ms - ev->last_seen_unix_ms), ev->health_score);
+	/* zombie/ first, then out of active/: the worker is never in neither. */
+	spec_write(a, w, ev->unix_ms);
+	char name[80];
+	if (spec_file_name(w, name, sizeof name) == 0)
+		note_write(a, vigil_fs_remove(a->active_fd, name), name);
+}
+
+static void on_gone(struct vigil_action *a, const struct vigil_event *ev)
+{
+	struct vigil_worker *w = vigil_registry_at(&a->reg, ev->slot);
+	if (w == NULL || w->gen != ev->gen)
+		return;
+	bool zombie = w->status == VIGIL_STATUS_ZOMBIE;
+	if (ev->kind == VIGIL_EV_EXITED) {
+		json_t *o = event_json("worker_exited", w, ev);
+		if (o != NULL) {
+			json_object_set_new(o, "exit_code", ev->exit_code >= 0 && ev->exit_signal == 0
+								  ? json_integer(ev->exit_code)
+								  : json_null());
+			json_object_set_new(o, "signal", ev->exit_signal > 0 ? json_integer(ev->exit_signal) : json_null());
+			json_object_set_new(o, "status", json_string(zombie ? "zombie" : "active"));
+		}
+		append_event(a, a->hb_events_fd, o, HB_FILE);
+		vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_WARN, "worker_exited: worker %s pid %d%s", w->id, w->pid,
+			  zombie ? " (was a zombie; its zombie/ spec stays until cleanup)" : "");
+		/* A zombie's spec stays in zombie/ for the operator (cleanup
+		 * takes it out and returns its tokens); a live one leaves. */
+		spec_remove(a, w, false);
+	} else if (ev->kind == VIGIL_EV_DETACHED) {
+		append_event(a, a->hb_events_fd, event_json("worker_detached", w, ev), HB_FILE);
+		vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_INFO, "worker_detached: worker %s pid %d", w->id, w->pid);
+		spec_remove(a, w, true);
+	} else {
+		json_t *o = event_json("worker_vanished", w, ev);
+		if (o != NULL)
+			json_object_set_new(o, "reason", json_string("slot changed owner without vigild (segment overwritten?)"));
+		append_event(a, a->hb_events_fd, o, HB_FILE);
+		vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_ERROR,
+			  "slot %u of worker %s changed owner behind vigild's back (segment overwritten?): forgotten",
+			  ev->slot, w->id);
+		spec_remove(a, w, false);
+	}
+	vigil_registry_remove(&a->reg, w);
+}
+
+static void on_host(struct vigil_action *a, const struct vigil_event *ev)
+{
+	json_t *o = json_object();
+	if (o == NULL)
+		return;
+	if (ev->kind == VIGIL_EV_HOST_STALL) {
+		json_object_set_new(o, "event", json_string("host_stall_suspected"));
+		json_object_set_new(o, "silent_workers", json_integer(ev->count_a));
+		json_object_set_new(o, "monitored_workers", json_integer(ev->count_b));
+		json_object_set_new(o, "hold_seconds", json_real(a->hb.heartbeat_interval_seconds));
+		vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_WARN,
+			  "host_stall_suspected: %u of %u workers silent at once; zombie verdicts held for %.3f s",
+			  ev->count_a, ev->count_b, a->hb.heartbeat_interval_seconds);
+	} else {
+		json_object_set_new(o, "event", json_string("supervisor_stall"));
+		json_object_set_new(o, "lost_ms", json_integer(ev->count_a));
+		vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_WARN,
+			  "supervisor_stall: vigild could not observe for %u ms; not held against any worker", ev->count_a);
+	}
+	vigil_json_stamp(o, "timestamp", "timestamp_ms", ev->unix_ms);
+	append_event(a, a->hb_events_fd, o, HB_FILE);
+}
+
+static void handle_event(struct vigil_action *a, const struct vigil_event *ev)
+{
+	switch (ev->kind) {
+	case VIGIL_EV_REGISTERED:
+	case VIGIL_EV_ADOPTED:
+		on_register(a, ev);
+		break;
+	case VIGIL_EV_MISSED:
+	case VIGIL_EV_TIMEOUT:
+	case VIGIL_EV_RECOVERED:
+		on_verdict(a, ev);
+		break;
+	case VIGIL_EV_ZOMBIE:
+		on_zombie(a, ev);
+		break;
+	case VIGIL_EV_EXITED:
+	case VIGIL_EV_DETACHED:
+	case VIGIL_EV_VANISHED:
+		on_gone(a, ev);
+		break;
+	case VIGIL_EV_HOST_STALL:
+	case VIGIL_EV_TICK_LATE:
+		on_host(a, ev);
+		break;
+	case VIGIL_EV_CLAIM_STALE:
+		vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_WARN,
+			  "slot %u was claimed but never published for %llu s: freed", ev->slot,
+			  (unsigned long long)(VIGIL_CLAIM_STALE_NS / VIGIL_NS_PER_S));
+		break;
+	default:
+		break;
+	}
+}
+
+void vigil_action_drain(struct vigil_action *a)
+{
+	struct vigil_event ev;
+	/* Bounded per call so that signals and snapshots are not starved by
+	 * an event storm; the wake eventfd stays readable while work remains. */
+	for (uint32_t i = 0; i < VIGIL_EV_RING_SIZE; i++) {
+		if (!vigil_scanner_next_event(a->scanner, &ev))
+			break;
+		handle_event(a, &ev);
+	}
+}
+
+/* ---- snapshots and metrics ------------------------------------------------- */
+
+static void metrics_write(struct vigil_action *a, uint64_t now_ms)
+{
+	const struct vigil_scan_metrics *m = &a->scanner->metrics;
+	json_t *o = json_object();
+	if (o == NULL)
+		return;
+#define M(k, f) json_object_set_new(o, k, json_integer((json_int_t)atomic_load_explicit(&m->f, memory_order_relaxed)))
+	M("workers_monitored", workers_monitored);
+	M("heartbeats_received", heartbeats_received);
+	M("zombies_detected", zombies_detected);
+	M("heartbeat_timeouts", heartbeat_timeouts);
+	M("heartbeats_missed", heartbeats_missed);
+	M("exits_detected", exits_detected);
+	M("ticks", ticks);
+	M("tick_overruns", tick_overruns);
+	M("ring_full_deferrals", ring_full_deferrals);
+	M("host_stalls", host_stalls);
+	M("stall_credit_ms_total", stall_credit_ms_total);
+	M("stale_beats_ignored", stale_beats_ignored);
+#undef M
+	json_object_set_new(o, "scan_time_last_us",
+			    json_real((double)atomic_load_explicit(&m->scan_ns_last, memory_order_relaxed) / 1e3));
+	json_object_set_new(o, "scan_time_max_us",
+			    json_real((double)atomic_load_explicit(&m->scan_ns_max, memory_order_relaxed) / 1e3));
+	json_object_set_new(o, "tick_seconds", json_real((double)a->hb.tick_ns / 1e9));
+	json_object_set_new(o, "slots", json_integer(a->seg->slots));
+	json_object_set_new(o, "workers_known", json_integer(a->reg.count));
+	json_object_set_new(o, "workers_rejected", json_integer((json_int_t)a->workers_rejected));
+	json_object_set_new(o, "workers_unverified", json_integer((json_int_t)a->unverified_workers));
+	json_object_set_new(o, "events_written", json_integer((json_int_t)a->events_written));
+	json_object_set_new(o, "specs_written", json_integer((json_int_t)a->specs_written));
+	json_object_set_new(o, "write_errors", json_integer((json_int_t)a->write_errors));
+	vigil_json_stamp(o, "timestamp", "timestamp_ms", now_ms);
+	int rc = vigil_fs_replace_json(a->metrics_fd, "heartbeat-monitor-metrics.json", o);
+	json_decref(o);
+	note_write(a, rc, "metrics/heartbeat-monitor-metrics.json");
+}
+
+void vigil_action_snapshot(struct vigil_action *a, bool force)
+{
+	uint64_t now_ms = vigil_unix_ms();
+	uint64_t lag_ms = a->hb.interval_ns / VIGIL_NS_PER_MS;
+	for (uint32_t i = 0; i < a->reg.slots; i++) {
+		struct vigil_worker *w = a->reg.by_slot[i];
+		if (w == NULL)
+			continue;
+		const struct vigil_slot_view *v = &a->seg->view[i];
+		if (atomic_load_explicit(&v->generation_low, memory_order_relaxed) == (uint32_t)w->gen) {
+			w->health = atomic_load_explicit(&v->health_score, memory_order_relaxed);
+			w->missed = atomic_load_explicit(&v->missed, memory_order_relaxed);
+			w->progress = atomic_load_explicit(&v->progress, memory_order_relaxed);
+			w->beats = atomic_load_explicit(&v->beats, memory_order_relaxed);
+			w->last_seen_ms = atomic_load_explicit(&v->last_seen_unix_ms, memory_order_relaxed);
+			if (w->health > 100)
+				w->health = 100;
+		}
+		bool changed = !w->spec_written || w->status != w->w_status || w->health != w->w_health ||
+			       w->progress != w->w_progress || w->missed != w->w_missed ||
+			       w->last_seen_ms >= w->w_last_seen_ms + (lag_ms > 0 ? lag_ms : 1);
+		if (changed || force)
+			spec_write(a, w, now_ms);
+	}
+	metrics_write(a, now_ms);
+}
+
+/* ---- policies ------------------------------------------------------------------ */
+
+int vigil_action_reload(struct vigil_action *a, const char *why)
+{
+	char err[512], warn[512];
+	int bad = 0;
+	struct vigil_heartbeat_policy hb;
+	bool missing = false;
+	err[0] = warn[0] = '\0';
+	if (vigil_policy_heartbeat_load(a->config_fd, HB_POLICY, "coordination/config/heartbeat-policy.json", &hb,
+					&missing, err, sizeof err, warn, sizeof warn) < 0) {
+		vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_ERROR, "policy not reloaded (%s): %s; the policy in force stays",
+			  why, err);
+		bad++;
+	} else {
+		if (warn[0] != '\0')
+			vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_WARN, "%s", warn);
+		if (memcmp(&hb, &a->hb, sizeof hb) != 0) {
+			struct vigil_heartbeat_policy *copy = malloc(sizeof *copy);
+			if (copy != NULL) {
+				*copy = hb;
+				a->hb = hb;
+				vigil_scanner_set_policy(a->scanner, copy);
+				vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_INFO,
+					  "heartbeat policy reloaded (%s): interval %.3f s, timeout %.3f s, zombie %.3f s, "
+					  "decay %g, min health %g, tick %.4f s",
+					  why, hb.heartbeat_interval_seconds, hb.heartbeat_timeout_seconds,
+					  hb.zombie_threshold_seconds, hb.health_score_decay_rate, hb.min_health_score,
+					  (double)hb.tick_ns / 1e9);
+				if (hb.snapshot_ns != a->snapshot_ns) {
+					struct itimerspec its = {
+						.it_interval = {.tv_sec = (time_t)(hb.snapshot_ns / VIGIL_NS_PER_S),
+								.tv_nsec = (long)(hb.snapshot_ns % VIGIL_NS_PER_S)}};
+					its.it_value = its.it_interval;
+					timerfd_settime(a->snapfd, 0, &its, NULL);
+					a->snapshot_ns = hb.snapshot_ns;
+				}
+			}
+		}
+	}
+	struct vigil_restart_policy rp;
+	err[0] = warn[0] = '\0';
+	if (vigil_policy_restart_load(a->config_fd, RESTART_POLICY, "coordination/config/worker-restart-policy.json",
+				      &rp, &missing, err, sizeof err, warn, sizeof warn) < 0) {
+		vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_ERROR, "policy not reloaded (%s): %s; the policy in force stays", why,
+			  err);
+		bad++;
+	} else {
+		a->restart = rp;
+	}
+	struct vigil_autofix_policy ap;
+	err[0] = warn[0] = '\0';
+	if (vigil_policy_autofix_load(a->config_fd, AUTOFIX_POLICY, "coordination/config/auto-fix-policy.json", &ap,
+				      &missing, err, sizeof err, warn, sizeof warn) < 0) {
+		vigil_log(VIGIL_LOG_AUTOFIX, VIGIL_LOG_ERROR, "policy not reloaded (%s): %s; the policy in force stays", why,
+			  err);
+		bad++;
+	} else {
+		a->autofix = ap;
+	}
+	return bad == 0 ? 0 : -EINVAL;
+}
+
+/* ---- the loop ------------------------------------------------------------------ */
+
+static int add_fd(int epfd, int fd, uint64_t tok)
+{
+	struct epoll_event e = {.events = EPOLLIN, .data.u64 = tok};
+	return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &e) < 0 ? -errno : 0;
+}
+
+int vigil_action_init(struct vigil_action *a, int home_fd, struct vigil_segment *seg, struct vigil_scanner *scanner,
+		      const struct vigil_heartbeat_policy *hb, const struct vigil_restart_policy *rp,
+		      const struct vigil_autofix_policy *ap)
+{
+	memset(a, 0, sizeof *a);
+	a->home_fd = home_fd;
+	a->config_fd = a->active_fd = a->zombie_fd = a->events_fd = a->metrics_fd = -1;
+	a->hb_events_fd = a->zombie_events_fd = a->epfd = a->sigfd = a->inofd = a->snapfd = -1;
+	a->seg = seg;
+	a->scanner = scanner;
+	a->hb = *hb;
+	a->restart = *rp;
+	a->autofix = *ap;
+	int rc = vigil_registry_init(&a->reg, seg->slots);
+	if (rc < 0)
+		return rc;
+	a->config_fd = vigil_fs_open_dir(home_fd, "coordination/config", true);
+	a->active_fd = vigil_fs_open_dir(home_fd, "coordination/worker-specs/active", true);
+	a->zombie_fd = vigil_fs_open_dir(home_fd, "coordination/worker-specs/zombie", true);
+	a->events_fd = vigil_fs_open_dir(home_fd, "coordination/events", true);
+	a->metrics_fd = vigil_fs_open_dir(home_fd, "coordination/metrics", true);
+	if (a->config_fd < 0 || a->active_fd < 0 || a->zombie_fd < 0 || a->events_fd < 0 || a->metrics_fd < 0)
+		return a->config_fd < 0 ? a->config_fd : a->active_fd < 0 ? a->active_fd : a->zombie_fd < 0 ? a->zombie_fd : a->events_fd < 0 ? a->events_fd : a->metrics_fd;
+	a->hb_events_fd = vigil_fs_open_append(a->events_fd, "heartbeat-events.jsonl");
+	a->zombie_events_fd = vigil_fs_open_append(a->events_fd, "zombie-cleanup-events.jsonl");
+	if (a->hb_events_fd < 0)
+		return a->hb_events_fd;
+	if (a->zombie_events_fd < 0)
+		return a->zombie_events_fd;
+
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	a->epfd = epoll_create1(EPOLL_CLOEXEC);
+	a->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	a->inofd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+	a->snapfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (a->epfd < 0 || a->sigfd < 0 || a->inofd < 0 || a->snapfd < 0)
+		return -errno;
+	/* inotify takes a path: the config directory we just opened, named
+	 * through /proc so that a symlink swapped in meanwhile is not used. */
+	char path[64];
+	snprintf(path, sizeof path, "/proc/self/fd/%d", a->config_fd);
+	if (inotify_add_watch(a->inofd, path, IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE) < 0)
+		vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_WARN,
+			  "cannot watch coordination/config for changes (%s): reload with SIGHUP", strerror(errno));
+	a->snapshot_ns = hb->snapshot_ns;
+	struct itimerspec its = {.it_interval = {.tv_sec = (time_t)(hb->snapshot_ns / VIGIL_NS_PER_S),
+						 .tv_nsec = (long)(hb->snapshot_ns % VIGIL_NS_PER_S)}};
+	its.it_value = its.it_interval;
+	if (timerfd_settime(a->snapfd, 0, &its, NULL) < 0)
+		return -errno;
+	if ((rc = add_fd(a->epfd, scanner->wakefd, TOK_WAKE)) < 0 || (rc = add_fd(a->epfd, a->sigfd, TOK_SIG)) < 0 ||
+	    (rc = add_fd(a->epfd, a->inofd, TOK_INO)) < 0 || (rc = add_fd(a->epfd, a->snapfd, TOK_SNAP)) < 0)
+		return rc;
+	return 0;
+}
+
+void vigil_action_prune_stale_specs(struct vigil_action *a)
+{
+	int fd = fcntl(a->active_fd, F_DUPFD_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	DIR *d = fdopendir(fd);
+	if (d == NULL) {
+		close(fd);
+		return;
+	}
+	char names[64][80];
+	int n = 0;
+	struct dirent *de;
+	/* Collect, then unlink: never modify a directory while reading it.
+	 * Bounded to 64 per pass; vigild calls this once at start, so more
+	 * stale files wait for the next start (and are reported). */
+	while ((de = readdir(d)) != NULL) {
+		size_t len = strlen(de->d_name);
+		if (len < 6 || len > 69 || strcmp(de->d_name + len - 5, ".json") != 0 || de->d_name[0] == '.')
+			continue; /* not a spec vigild could have written */
+		char id[80];
+		snprintf(id, sizeof id, "%.*s", (int)(len - 5), de->d_name);
+		urcu_memb_read_lock();
+		bool known = vigil_registry_find(&a->reg, id) != NULL;
+		urcu_memb_read_unlock();
+		if (!known && n < 64)
+			memcpy(names[n++], de->d_name, len + 1);
+	}
+	closedir(d);
+	for (int i = 0; i < n; i++) {
+		vigil_fs_remove(a->active_fd, names[i]);
+		vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_INFO,
+			  "removed stale spec active/%s: that worker is no longer in the segment", names[i]);
+	}
+}
+
+static void drain_fd(int fd)
+{
+	char buf[4096];
+	/* Non-blocking: bounded by what is queued. */
+	for (int i = 0; i < 64; i++)
+		if (read(fd, buf, sizeof buf) <= 0)
+			break;
+}
+
+int vigil_action_run(struct vigil_action *a)
+{
+	struct epoll_event evs[8];
+	while (!a->stop) {
+		int n = epoll_wait(a->epfd, evs, 8, -1);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_ERROR, "epoll_wait: %s", strerror(errno));
+			return -errno;
+		}
+		for (int i = 0; i < n; i++) {
+			switch (evs[i].data.u64) {
+			case TOK_WAKE: {
+				uint64_t v;
+				(void)!read(a->scanner->wakefd, &v, sizeof v);
+				vigil_action_drain(a);
+				break;
+			}
+			case TOK_SIG: {
+				struct signalfd_siginfo si;
+				while (read(a->sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
+					if (si.ssi_signo == SIGHUP) {
+						vigil_action_reload(a, "SIGHUP");
+					} else {
+						vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_INFO,
+							  "signal %u: stopping; workers keep running", si.ssi_signo);
+						a->stop = true;
+					}
+				}
+				break;
+			}
+			case TOK_INO: {
+				char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+				bool relevant = false;
+				ssize_t len;
+				while ((len = read(a->inofd, buf, sizeof buf)) > 0) {
+					for (char *p = buf; p < buf + len;) {
+						struct inotify_event *ie = (struct inotify_event *)p;
+						if (ie->len > 0 && ie->name[0] != '.')
+							relevant = true;
+						p += sizeof *ie + ie->len;
+					}
+				}
+				if (relevant)
+					vigil_action_reload(a, "file changed");
+				break;
+			}
+			case TOK_SNAP:
+				drain_fd(a->snapfd);
+				vigil_action_drain(a);
+				vigil_action_snapshot(a, false);
+				break;
+			default:
+				break;
+			}
+		}
+	}
+	return 0;
+}
+
+void vigil_action_destroy(struct vigil_action *a)
+{
+	int fds[] = {a->config_fd, a->active_fd, a->zombie_fd, a->events_fd, a->metrics_fd, a->hb_events_fd,
+		     a->zombie_events_fd, a->epfd, a->sigfd, a->inofd, a->snapfd};
+	for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	urcu_memb_barrier(); /* run pending frees of removed records */
+	vigil_registry_destroy(&a->reg);
+	memset(a, 0, sizeof *a);
+}

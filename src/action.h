@@ -1,0 +1,72 @@
+/*
+ * action.h - the action thread: everything slow.
+ *
+ * It drains the scanner's event ring and turns events into files: the
+ * jsonl event logs, worker specs (active/ and zombie/), metrics, component
+ * logs.  It verifies new workers through /proc and hands their pidfds to
+ * the scanner.  It reloads policies (SIGHUP, inotify on coordination/config)
+ * and publishes them to the scanner through RCU.  It owns signals: SIGTERM
+ * and SIGINT stop vigild cleanly, leaving the workers running.
+ *
+ * Later issues hang the restart queue, circuit breakers and auto-fix off
+ * this loop (they are slow, file-driven, and must never delay a tick).
+ */
+#ifndef VIGIL_ACTION_H
+#define VIGIL_ACTION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "policy.h"
+#include "registry.h"
+#include "scanner.h"
+#include "segment.h"
+
+struct vigil_action {
+	int home_fd;
+	int config_fd;
+	int active_fd, zombie_fd, events_fd, metrics_fd;
+	int hb_events_fd;      /* events/heartbeat-events.jsonl */
+	int zombie_events_fd;  /* events/zombie-cleanup-events.jsonl */
+	int epfd, sigfd, inofd, snapfd;
+	struct vigil_segment *seg;
+	struct vigil_scanner *scanner;
+	struct vigil_registry reg;
+	struct vigil_heartbeat_policy hb;
+	struct vigil_restart_policy restart;
+	struct vigil_autofix_policy autofix;
+	uint64_t snapshot_ns;  /* current snapshot period */
+	uint64_t events_written;
+	uint64_t write_errors;
+	uint64_t specs_written;
+	uint64_t workers_rejected;
+	uint64_t unverified_workers;
+	bool write_error_episode; /* log write failures once per episode */
+	bool stop;
+};
+
+/* Opens the coordination tree (which main created), the event logs and
+ * the epoll set; 0 or -errno. */
+int vigil_action_init(struct vigil_action *a, int home_fd, struct vigil_segment *seg,
+		      struct vigil_scanner *scanner, const struct vigil_heartbeat_policy *hb,
+		      const struct vigil_restart_policy *rp, const struct vigil_autofix_policy *ap);
+
+/* Processes every event now in the ring (start-up adoption uses it). */
+void vigil_action_drain(struct vigil_action *a);
+
+/* Removes active/ specs of workers that are not in the segment (left by a
+ * previous run for workers that ended while vigild was down). */
+void vigil_action_prune_stale_specs(struct vigil_action *a);
+
+/* Runs until SIGTERM/SIGINT; then drains, writes a final snapshot and
+ * returns 0. */
+int vigil_action_run(struct vigil_action *a);
+
+/* Reloads the policies; a bad file is reported and the policy in force
+ * stays.  Returns 0 when all three files were good. */
+int vigil_action_reload(struct vigil_action *a, const char *why);
+
+void vigil_action_snapshot(struct vigil_action *a, bool force);
+void vigil_action_destroy(struct vigil_action *a);
+
+#endif /* VIGIL_ACTION_H */

@@ -1,0 +1,758 @@
+/*
+ * scanner.c - the heartbeat scanner: what vigild does every tick.
+ *
+ * One thread, one epoll set: the timerfd (the tick), an eventfd (stop),
+ * and one pidfd per verified worker (exits, reported at once rather than
+ * at the next tick).  A tick is a sequential pass over the hot lines; per
+ * slot it compares the owner word and the beat word with what it saw last,
+ * and derives everything else from its own clock:
+ *
+ *   last_seen  = the scanner's clock when it first saw the beat word change
+ *   missed     = floor((now - last_seen) / interval)
+ *   health     = clamp(reported - decay * missed, 0, 100)
+ *
+ * Each verdict becomes true at an instant (last_seen + threshold) and is
+ * reported at the first tick at or after it: never before, and at most one
+ * tick late (plus scheduling noise), which is why the tick is at most a
+ * quarter of the heartbeat interval.
+ *
+ * Host stalls.  "now" is a virtual clock that advances by the real elapsed
+ * time, except that a tick arriving later than 4 ticks after the previous
+ * one (vigild was starved, stopped or suspended) advances it by one tick
+ * only; the rest is credited to every worker, because the supervisor could
+ * not observe during it.  Separately, when a tick finds at least
+ * max(host_stall_min_workers, host_stall_share * monitored) workers due to
+ * become zombies at once, it reports host_stall_suspected first and holds
+ * those verdicts for one heartbeat interval: if the workers were starved
+ * with the host they beat again in that time; if they are really hung they
+ * are declared after it.  Trade-off: a genuine mass hang is declared one
+ * interval late.
+ *
+ * Per-slot state machine (mode x what the segment shows):
+ *
+ *   mode \ slot    FREE       CLAIMED      ACTIVE          DETACHED     ZOMBIE
+ *   IDLE           -          age claim;   track:          track, then  adopt as
+ *                             free stale   REGISTERED      DETACHED     zombie
+ *   LIVE           VANISHED   VANISHED     beats, verdicts DETACHED,    (ours) keep
+ *                                                          free         as zombie
+ *   ZOMBIE         VANISHED   VANISHED     ignore beats    DETACHED     ignore beats
+ *   IGNORED        forget     forget       -               free         -
+ *   any, pidfd readable: EXITED, free the slot.
+ *   any, generation changed under us: VANISHED (the segment was written by
+ *   someone who should not have), then treat the slot as new.
+ */
+#define _GNU_SOURCE
+#include "scanner.h"
+
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/timerfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <urcu/urcu-memb.h>
+
+#include "util.h"
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+#define TOKEN_TIMER UINT64_MAX
+#define TOKEN_STOP (UINT64_MAX - 1)
+#define STALL_TICKS 4u /* a tick later than this many periods is a host stall */
+
+_Static_assert((VIGIL_EV_RING_SIZE & (VIGIL_EV_RING_SIZE - 1)) == 0, "ck_ring needs a power of two");
+_Static_assert((VIGIL_CMD_RING_SIZE & (VIGIL_CMD_RING_SIZE - 1)) == 0, "ck_ring needs a power of two");
+_Static_assert(sizeof(struct vigil_event) % 8 == 0, "events copy as whole words");
+_Static_assert(sizeof(struct vigil_watch) <= 96, "scanner memory per slot stays small");
+
+/* ---- health arithmetic ------------------------------------------------- */
+
+uint32_t vigil_health_missed(uint64_t silence_ns, uint64_t interval_ns)
+{
+	if (interval_ns == 0)
+		return 0;
+	uint64_t m = silence_ns / interval_ns;
+	return m > UINT32_MAX ? UINT32_MAX : (uint32_t)m;
+}
+
+uint32_t vigil_health_score(uint32_t reported, double decay, uint32_t missed)
+{
+	if (reported > 100)
+		reported = 100;
+	double v = (double)reported - decay * (double)missed;
+	if (!(v > 0.0))
+		return 0;
+	if (v >= 100.0)
+		return 100;
+	return (uint32_t)floor(v);
+}
+
+uint64_t vigil_health_zombie_due_ns(const struct vigil_heartbeat_policy *p, uint32_t reported)
+{
+	double min = p->min_health_score;
+	if ((double)vigil_health_score(reported, p->health_score_decay_rate, 0) < min)
+		return 0;
+	uint64_t due = p->zombie_ns;
+	if (p->health_score_decay_rate <= 0.0)
+		return due;
+	/* Smallest m with floor(r - d*m) < min, i.e. r - d*m < ceil(min). */
+	double q = ((double)(reported > 100 ? 100 : reported) - ceil(min)) / p->health_score_decay_rate;
+	if (q > 1e9)
+		return due;
+	uint64_t m = (uint64_t)floor(q) + 1;
+	/* Floating-point guard: settle m exactly against the score function. */
+	while (m > 1 && (double)vigil_health_score(reported, p->health_score_decay_rate, (uint32_t)(m - 1)) < min)
+		m--;
+	while ((double)vigil_health_score(reported, p->health_score_decay_rate, (uint32_t)m) >= min && m < 1000000000ull)
+		m++;
+	if (m <= due / p->interval_ns && m * p->interval_ns < due)
+		due = m * p->interval_ns;
+	return due;
+}
+
+/* ---- rings --------------------------------------------------------------- */
+
+static bool emit(struct vigil_scanner *s, struct vigil_event *ev, bool *woke)
+{
+	if (!ck_ring_enqueue_spsc_vigil_event(&s->ev_ring, s->ev_buf, ev)) {
+		atomic_fetch_add_explicit(&s->metrics.ring_full_deferrals, 1, memory_order_relaxed);
+		return false;
+	}
+	*woke = true;
+	return true;
+}
+
+bool vigil_scanner_next_event(struct vigil_scanner *s, struct vigil_event *ev)
+{
+	return ck_ring_dequeue_spsc_vigil_event(&s->ev_ring, s->ev_buf, ev);
+}
+
+bool vigil_scanner_command(struct vigil_scanner *s, const struct vigil_command *cmd)
+{
+	struct vigil_command c = *cmd;
+	return ck_ring_enqueue_spsc_vigil_command(&s->cmd_ring, s->cmd_buf, &c);
+}
+
+/* ---- per-slot helpers ------------------------------------------------------ */
+
+static void watch_reset(struct vigil_watch *w)
+{
+	if (w->pidfd >= 0)
+		close(w->pidfd); /* also removes it from the epoll set */
+	memset(w, 0, sizeof *w);
+	w->pidfd = -1;
+}
+
+static void view_set(struct vigil_scanner *s, uint32_t slot, struct vigil_watch *w, uint32_t verdict,
+		     uint32_t health, uint32_t missed)
+{
+	struct vigil_slot_view *v = &s->seg->view[slot];
+	/* Relaxed: readers (vigilctl) want a recent value, not a consistent
+	 * snapshot across fields; each field is individually atomic. */
+	if (w->view_verdict != verdict) {
+		atomic_store_explicit(&v->verdict, (uint8_t)verdict, memory_order_relaxed);
+		w->view_verdict = (uint8_t)verdict;
+	}
+	if (w->view_health != health) {
+		atomic_store_explicit(&v->health_score, (uint16_t)health, memory_order_relaxed);
+		w->view_health = (uint16_t)health;
+	}
+	if (w->view_missed != missed) {
+		atomic_store_explicit(&v->missed, missed, memory_order_relaxed);
+		w->view_missed = missed;
+	}
+}
+
+static void event_base(struct vigil_event *ev, uint32_t kind, uint32_t slot, const struct vigil_watch *w,
+		       uint64_t real_ms)
+{
+	memset(ev, 0, sizeof *ev);
+	ev->kind = kind;
+	ev->slot = slot;
+	ev->gen = vigil_owner_gen(w->owner);
+	ev->unix_ms = real_ms;
+	ev->last_seen_unix_ms = w->last_seen_unix_ms;
+	ev->beats = w->beats;
+	ev->reported_health = w->reported_health;
+	ev->progress = w->progress;
+	ev->exit_code = -1;
+	ev->exit_signal = -1;
+}
+
+/* The instant on the wall clock at which virtual time due_v was reached. */
+static uint64_t due_to_unix_ms(const struct vigil_scanner *s, uint64_t due_v, uint64_t real_ms)
+{
+	uint64_t late_ms = (s->vclock_ns - due_v) / VIGIL_NS_PER_MS;
+	return late_ms < real_ms ? real_ms - late_ms : real_ms;
+}
+
+static bool report_exit(struct vigil_scanner *s, uint32_t slot, uint64_t real_ms, bool *woke)
+{
+	struct vigil_watch *w = &s->watch[slot];
+	struct vigil_event ev;
+	event_base(&ev, VIGIL_EV_EXITED, slot, w, real_ms);
+	ev.health_score = w->view_health;
+	ev.missed = w->view_missed;
+	if (w->pidfd >= 0) {
+		/* Only our own children can be waited for; for other workers
+		 * the exit status is unknowable (ECHILD) and stays -1. */
+		siginfo_t si;
+		memset(&si, 0, sizeof si);
+		if (waitid((idtype_t)P_PIDFD, (id_t)w->pidfd, &si, WEXITED | WNOHANG) == 0 && si.si_pid != 0) {
+			if (si.si_code == CLD_EXITED) {
+				ev.exit_code = si.si_status;
+				ev.exit_signal = 0;
+			} else {
+				ev.exit_signal = si.si_status;
+			}
+		}
+	}
+	if (!emit(s, &ev, woke))
+		return false;
+	atomic_fetch_add_explicit(&s->metrics.exits_detected, 1, memory_order_relaxed);
+	uint64_t o = atomic_load_explicit(&s->seg->hot[slot].owner, memory_order_acquire);
+	if (vigil_owner_gen(o) == vigil_owner_gen(w->owner) && vigil_owner_state(o) != VIGIL_SLOT_FREE)
+		vigil_segment_slot_free(s->seg, slot, o);
+	view_set(s, slot, w, VIGIL_VERDICT_EXITED, w->view_health, w->view_missed);
+	watch_reset(w);
+	return true;
+}
+
+static void drain_commands(struct vigil_scanner *s)
+{
+	struct vigil_command c;
+	/* Bounded by the ring's capacity: the producer cannot outrun us by more. */
+	for (uint32_t i = 0; i < VIGIL_CMD_RING_SIZE; i++) {
+		if (!ck_ring_dequeue_spsc_vigil_command(&s->cmd_ring, s->cmd_buf, &c))
+			break;
+		struct vigil_watch *w = c.slot < s->seg->slots ? &s->watch[c.slot] : NULL;
+		bool match = w != NULL && w->mode != VIGIL_WATCH_IDLE && vigil_owner_gen(w->owner) == c.gen;
+		if (c.kind == VIGIL_CMD_WATCH) {
+			if (!match || w->pidfd >= 0) {
+				if (c.fd >= 0)
+					close(c.fd);
+				continue;
+			}
+			if (c.fd < 0) {
+				w->flags |= VIGIL_WF_EXIT; /* gone before we could watch it */
+				continue;
+			}
+			struct epoll_event e = {.events = EPOLLIN | EPOLLONESHOT, .data.u64 = c.slot};
+			if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, c.fd, &e) < 0) {
+				close(c.fd);
+				continue;
+			}
+			w->pidfd = c.fd;
+		} else if (c.kind == VIGIL_CMD_FORGET) {
+			if (c.fd >= 0)
+				close(c.fd);
+			if (!match)
+				continue;
+			if (w->pidfd >= 0) {
+				close(w->pidfd);
+				w->pidfd = -1;
+			}
+			w->mode = VIGIL_WATCH_IGNORED;
+			view_set(s, c.slot, w, VIGIL_VERDICT_REJECTED, 0, 0);
+		} else if (c.fd >= 0) {
+			close(c.fd);
+		}
+	}
+}
+
+static void start_tracking(struct vigil_scanner *s, uint32_t slot, uint64_t o, uint64_t real_ms, bool *woke)
+{
+	struct vigil_watch *w = &s->watch[slot];
+	const struct vigil_slot_cold *c = &s->seg->cold[slot];
+	uint32_t st = vigil_owner_state(o);
+	uint64_t b = atomic_load_explicit(&s->seg->hot[slot].beat, memory_order_acquire);
+	bool gen_ok = vigil_beat_gen16(b) == (vigil_owner_gen(o) & 0xffffu);
+	struct vigil_watch nw;
+	memset(&nw, 0, sizeof nw);
+	nw.pidfd = -1;
+	nw.owner = o;
+	nw.beat = b;
+	nw.last_seen_v = s->vclock_ns;
+	nw.last_seen_unix_ms = real_ms;
+	nw.credit_at_seen_ns = s->credit_ns_total;
+	nw.reported_health = (uint8_t)(gen_ok ? (vigil_beat_health(b) > 100 ? 100 : vigil_beat_health(b)) : 100);
+	nw.progress = (uint8_t)(gen_ok ? (vigil_beat_progress(b) > 100 ? 100 : vigil_beat_progress(b)) : 0);
+	nw.mode = st == VIGIL_SLOT_ZOMBIE ? VIGIL_WATCH_ZOMBIE : VIGIL_WATCH_LIVE;
+
+	struct vigil_event ev;
+	event_base(&ev, (s->first_pass || st == VIGIL_SLOT_ZOMBIE) ? VIGIL_EV_ADOPTED : VIGIL_EV_REGISTERED, slot,
+		   &nw, real_ms);
+	ev.zombie = st == VIGIL_SLOT_ZOMBIE;
+	ev.health_score = nw.reported_health;
+	/* The identity is copied raw; the action thread validates it.  A
+	 * worker rewriting it right now can only produce garbage that fails
+	 * validation: copying fixed-size arrays never reads out of bounds. */
+	memcpy(ev.worker_id, c->worker_id, sizeof ev.worker_id);
+	memcpy(ev.worker_type, c->worker_type, sizeof ev.worker_type);
+	memcpy(ev.task_id, c->task_id, sizeof ev.task_id);
+	ev.pid = c->pid;
+	ev.registrar_pid = c->registrar_pid;
+	ev.pid_start_ticks = c->pid_start_ticks;
+	if (!emit(s, &ev, woke))
+		return; /* retried next tick: nothing changed */
+	*w = nw;
+	struct vigil_slot_view *v = &s->seg->view[slot];
+	atomic_store_explicit(&v->generation_low, (uint32_t)vigil_owner_gen(o), memory_order_relaxed);
+	atomic_store_explicit(&v->last_seen_unix_ms, real_ms, memory_order_relaxed);
+	atomic_store_explicit(&v->beats, 0, memory_order_relaxed);
+	atomic_store_explicit(&v->progress, w->progress, memory_order_relaxed);
+	w->view_verdict = 0xff; /* force the first view_set */
+	w->view_health = 0xffff;
+	w->view_missed = UINT32_MAX;
+	view_set(s, slot, w, w->mode == VIGIL_WATCH_ZOMBIE ? VIGIL_VERDICT_ZOMBIE : VIGIL_VERDICT_OK,
+		 w->reported_health, 0);
+}
+
+struct tick_ctx {
+	const struct vigil_heartbeat_policy *p;
+	uint64_t real_ms;
+	uint32_t live;
+	uint32_t ncand;
+	uint64_t beats;
+	bool woke;
+};
+
+static void scan_slot(struct vigil_scanner *s, uint32_t slot, struct tick_ctx *t)
+{
+	struct vigil_slot_hot *hot = &s->seg->hot[slot];
+	struct vigil_watch *w = &s->watch[slot];
+	const struct vigil_heartbeat_policy *p = t->p;
+	const uint64_t v = s->vclock_ns;
+	uint64_t o = atomic_load_explicit(&hot->owner, memory_order_acquire);
+	uint32_t st = vigil_owner_state(o);
+
+	if (w->flags & VIGIL_WF_EXIT) {
+		if (report_exit(s, slot, t->real_ms, &t->woke))
+			return;
+	}
+	if (w->mode != VIGIL_WATCH_IDLE &&
+	    (vigil_owner_gen(o) != vigil_owner_gen(w->owner) || st == VIGIL_SLOT_FREE || st == VIGIL_SLOT_CLAIMED)) {
+		if (w->mode != VIGIL_WATCH_IGNORED) {
+			struct vigil_event ev;
+			event_base(&ev, VIGIL_EV_VANISHED, slot, w, t->real_ms);
+			if (!emit(s, &ev, &t->woke))
+				return;
+		}
+		watch_reset(w);
+	}
+
+	switch (st) {
+	case VIGIL_SLOT_FREE:
+		w->owner = o;
+		return;
+	case VIGIL_SLOT_CLAIMED:
+		/* A claim that is never published (the worker died between
+		 * the CAS and the publish) would leak the slot: free it after
+		 * VIGIL_CLAIM_STALE_NS of our own clock.  The worker's own
+		 * claimed_mono_ns is not trusted. */
+		if (w->owner != o || w->first_seen_v == 0) {
+			w->owner = o;
+			w->first_seen_v = v;
+		} else if (v - w->first_seen_v >= VIGIL_CLAIM_STALE_NS) {
+			struct vigil_event ev;
+			event_base(&ev, VIGIL_EV_CLAIM_STALE, slot, w, t->real_ms);
+			if (emit(s, &ev, &t->woke)) {
+				vigil_segment_slot_free(s->seg, slot, o);
+				w->first_seen_v = 0;
+			}
+		}
+		return;
+	case VIGIL_SLOT_ACTIVE:
+	case VIGIL_SLOT_DETACHED:
+	case VIGIL_SLOT_ZOMBIE:
+		break;
+	default:
+		return; /* garbage state byte: not ours to interpret */
+	}
+
+	if (w->mode == VIGIL_WATCH_IDLE) {
+		start_tracking(s, slot, o, t->real_ms, &t->woke);
+		return;
+	}
+	if (w->mode == VIGIL_WATCH_IGNORED) {
+		if (st == VIGIL_SLOT_DETACHED && vigil_segment_slot_free(s->seg, slot, o))
+			watch_reset(w);
+		return;
+	}
+	if (st == VIGIL_SLOT_DETACHED) {
+		struct vigil_event ev;
+		event_base(&ev, VIGIL_EV_DETACHED, slot, w, t->real_ms);
+		ev.health_score = w->view_health;
+		if (!emit(s, &ev, &t->woke))
+			return;
+		view_set(s, slot, w, VIGIL_VERDICT_DETACHED, w->view_health, w->view_missed);
+		vigil_segment_slot_free(s->seg, slot, o);
+		watch_reset(w);
+		return;
+	}
+	if (w->mode == VIGIL_WATCH_ZOMBIE)
+		return; /* beats of a zombie are not credited until cleanup */
+
+	/* LIVE.  Did the beat word change? */
+	uint64_t b = atomic_load_explicit(&hot->beat, memory_order_acquire);
+	if (b != w->beat) {
+		if (vigil_beat_gen16(b) == (vigil_owner_gen(w->owner) & 0xffffu)) {
+			uint32_t h = vigil_beat_health(b), pr = vigil_beat_progress(b);
+			if (w->flags & VIGIL_WF_MISSED) {
+				struct vigil_event ev;
+				event_base(&ev, VIGIL_EV_RECOVERED, slot, w, t->real_ms);
+				ev.reported_health = h > 100 ? 100 : h;
+				ev.health_score = ev.reported_health;
+				ev.progress = pr > 100 ? 100 : pr;
+				ev.missed = w->view_missed;
+				ev.last_seen_unix_ms = t->real_ms;
+				ev.due_unix_ms = t->real_ms;
+				if (!emit(s, &ev, &t->woke))
+					return; /* the beat is seen again next tick */
+			}
+			w->last_seen_v = v;
+			w->last_seen_unix_ms = t->real_ms;
+			w->credit_at_seen_ns = s->credit_ns_total;
+			w->beats++;
+			t->beats++;
+			w->reported_health = (uint8_t)(h > 100 ? 100 : h);
+			w->progress = (uint8_t)(pr > 100 ? 100 : pr);
+			w->flags &= (uint16_t)~(VIGIL_WF_MISSED | VIGIL_WF_TIMEOUT);
+			struct vigil_slot_view *vw = &s->seg->view[slot];
+			atomic_store_explicit(&vw->last_seen_unix_ms, t->real_ms, memory_order_relaxed);
+			atomic_store_explicit(&vw->beats, w->beats, memory_order_relaxed);
+			atomic_store_explicit(&vw->progress, w->progress, memory_order_relaxed);
+		} else {
+			atomic_fetch_add_explicit(&s->metrics.stale_beats_ignored, 1, memory_order_relaxed);
+		}
+		w->beat = b;
+	}
+
+	uint64_t silence = v - w->last_seen_v;
+	uint32_t missed = vigil_health_missed(silence, p->interval_ns);
+	uint32_t health = vigil_health_score(w->reported_health, p->health_score_decay_rate, missed);
+	uint64_t credit_ms = (s->credit_ns_total - w->credit_at_seen_ns) / VIGIL_NS_PER_MS;
+	uint32_t verdict = VIGIL_VERDICT_OK;
+
+	if (missed >= 1) {
+		verdict = VIGIL_VERDICT_MISSED;
+		if (!(w->flags & VIGIL_WF_MISSED)) {
+			struct vigil_event ev;
+			event_base(&ev, VIGIL_EV_MISSED, slot, w, t->real_ms);
+			ev.health_score = health;
+			ev.missed = missed;
+			ev.due_unix_ms = due_to_unix_ms(s, w->last_seen_v + p->interval_ns, t->real_ms);
+			ev.stall_credit_ms = credit_ms;
+			if (emit(s, &ev, &t->woke)) {
+				w->flags |= VIGIL_WF_MISSED;
+				atomic_fetch_add_explicit(&s->metrics.heartbeats_missed, 1, memory_order_relaxed);
+			}
+		}
+	}
+	if (silence >= p->timeout_ns) {
+		verdict = VIGIL_VERDICT_TIMEOUT;
+		if (!(w->flags & VIGIL_WF_TIMEOUT) && (w->flags & VIGIL_WF_MISSED)) {
+			struct vigil_event ev;
+			event_base(&ev, VIGIL_EV_TIMEOUT, slot, w, t->real_ms);
+			ev.health_score = health;
+			ev.missed = missed;
+			ev.due_unix_ms = due_to_unix_ms(s, w->last_seen_v + p->timeout_ns, t->real_ms);
+			ev.stall_credit_ms = credit_ms;
+			if (emit(s, &ev, &t->woke)) {
+				w->flags |= VIGIL_WF_TIMEOUT;
+				atomic_fetch_add_explicit(&s->metrics.heartbeat_timeouts, 1, memory_order_relaxed);
+			}
+		}
+	}
+	if (silence >= p->zombie_ns || (double)health < p->min_health_score)
+		s->candidates[t->ncand++] = slot;
+	t->live++;
+	view_set(s, slot, w, verdict, health, missed);
+}
+
+static void declare_zombie(struct vigil_scanner *s, uint32_t slot, struct tick_ctx *t)
+{
+	struct vigil_watch *w = &s->watch[slot];
+	const struct vigil_heartbeat_policy *p = t->p;
+	/* Missed and timeout come first, in that order, in the same tick if
+	 * need be: an operator reading the log sees the episode in order. */
+	uint64_t silence = s->vclock_ns - w->last_seen_v;
+	if ((silence >= p->interval_ns && !(w->flags & VIGIL_WF_MISSED)) ||
+	    (silence >= p->timeout_ns && !(w->flags & VIGIL_WF_TIMEOUT)))
+		return; /* their events were deferred (ring full): next tick */
+	uint32_t missed = vigil_health_missed(silence, p->interval_ns);
+	uint32_t health = vigil_health_score(w->reported_health, p->health_score_decay_rate, missed);
+	uint64_t due_ns = vigil_health_zombie_due_ns(p, w->reported_health);
+	struct vigil_event ev;
+	event_base(&ev, VIGIL_EV_ZOMBIE, slot, w, t->real_ms);
+	ev.health_score = health;
+	ev.missed = missed;
+	ev.due_unix_ms = due_to_unix_ms(s, w->last_seen_v + due_ns, t->real_ms);
+	ev.stall_credit_ms = (s->credit_ns_total - w->credit_at_seen_ns) / VIGIL_NS_PER_MS;
+	if (!emit(s, &ev, &t->woke))
+		return;
+	vigil_segment_slot_set(s->seg, slot, w->owner, VIGIL_SLOT_ZOMBIE);
+	w->owner = vigil_owner_make(VIGIL_SLOT_ZOMBIE, vigil_owner_gen(w->owner));
+	w->mode = VIGIL_WATCH_ZOMBIE;
+	atomic_fetch_add_explicit(&s->metrics.zombies_detected, 1, memory_order_relaxed);
+	view_set(s, slot, w, VIGIL_VERDICT_ZOMBIE, health, missed);
+}
+
+void vigil_scanner_tick(struct vigil_scanner *s, uint64_t now_ns)
+{
+	uint64_t t0 = vigil_mono_ns();
+	struct vigil_heartbeat_policy pol;
+	urcu_memb_read_lock();
+	/* One whole policy per tick: copy it out of the read-side section. */
+	pol = *rcu_dereference(s->policy);
+	urcu_memb_read_unlock();
+	struct tick_ctx t = {.p = &pol, .real_ms = vigil_unix_ms()};
+
+	drain_commands(s);
+	if (pol.tick_ns != s->tick_ns && s->timerfd >= 0) {
+		struct itimerspec its = {
+			.it_interval = {.tv_sec = (time_t)(pol.tick_ns / VIGIL_NS_PER_S),
+					.tv_nsec = (long)(pol.tick_ns % VIGIL_NS_PER_S)},
+		};
+		its.it_value = its.it_interval;
+		timerfd_settime(s->timerfd, 0, &its, NULL);
+		s->tick_ns = pol.tick_ns;
+	}
+
+	uint64_t step = now_ns > s->prev_mono_ns ? now_ns - s->prev_mono_ns : 0;
+	s->prev_mono_ns = now_ns;
+	if (!s->first_pass && step > STALL_TICKS * pol.tick_ns) {
+		/* We could not observe for step - tick: credit it to everyone. */
+		uint64_t credit = step - pol.tick_ns;
+		s->vclock_ns += pol.tick_ns;
+		s->credit_ns_total += credit;
+		atomic_fetch_add_explicit(&s->metrics.tick_overruns, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&s->metrics.stall_credit_ms_total, credit / VIGIL_NS_PER_MS,
+					  memory_order_relaxed);
+		struct vigil_event ev;
+		memset(&ev, 0, sizeof ev);
+		ev.kind = VIGIL_EV_TICK_LATE;
+		ev.unix_ms = t.real_ms;
+		ev.count_a = (uint32_t)(credit / VIGIL_NS_PER_MS > UINT32_MAX ? UINT32_MAX : credit / VIGIL_NS_PER_MS);
+		emit(s, &ev, &t.woke); /* informational; dropping it when full is fine */
+	} else {
+		s->vclock_ns += step;
+	}
+
+	const uint32_t n = s->seg->slots;
+	for (uint32_t i = 0; i < n; i++)
+		scan_slot(s, i, &t);
+
+	/* Mass silence: say so before declaring any of them. */
+	uint32_t need = pol.host_stall_min_workers;
+	uint32_t share = (uint32_t)ceil(pol.host_stall_share * (double)t.live);
+	if (share > need)
+		need = share;
+	bool hold = false;
+	if (t.ncand >= need && t.ncand > 0) {
+		if (!s->stall_episode) {
+			struct vigil_event ev;
+			memset(&ev, 0, sizeof ev);
+			ev.kind = VIGIL_EV_HOST_STALL;
+			ev.unix_ms = t.real_ms;
+			ev.count_a = t.ncand;
+			ev.count_b = t.live;
+			if (emit(s, &ev, &t.woke)) {
+				s->stall_episode = true;
+				s->stall_hold_until_v = s->vclock_ns + pol.interval_ns;
+				atomic_fetch_add_explicit(&s->metrics.host_stalls, 1, memory_order_relaxed);
+			}
+		}
+		hold = !s->stall_episode || s->vclock_ns < s->stall_hold_until_v;
+	} else {
+		s->stall_episode = false;
+	}
+	if (!hold)
+		for (uint32_t i = 0; i < t.ncand; i++)
+			declare_zombie(s, s->candidates[i], &t);
+
+	s->first_pass = false;
+	uint64_t t1 = vigil_mono_ns();
+	uint64_t scan = t1 - t0;
+	atomic_store_explicit(&s->metrics.scan_ns_last, scan, memory_order_relaxed);
+	if (scan > atomic_load_explicit(&s->metrics.scan_ns_max, memory_order_relaxed))
+		atomic_store_explicit(&s->metrics.scan_ns_max, scan, memory_order_relaxed);
+	atomic_fetch_add_explicit(&s->metrics.heartbeats_received, t.beats, memory_order_relaxed);
+	atomic_store_explicit(&s->metrics.workers_monitored, t.live, memory_order_relaxed);
+	atomic_store_explicit(&s->metrics.last_tick_mono_ns, now_ns, memory_order_relaxed);
+	atomic_fetch_add_explicit(&s->metrics.ticks, 1, memory_order_relaxed);
+	/* Liveness for vigilctl check and the systemd watchdog: only a
+	 * completed scan moves it. */
+	atomic_fetch_add_explicit(&s->seg->hdr->supervisor_ticks, 1, memory_order_relaxed);
+	if (t.woke && s->wakefd >= 0) {
+		uint64_t one = 1;
+		(void)!write(s->wakefd, &one, sizeof one);
+	}
+}
+
+/* ---- the thread ------------------------------------------------------------ */
+
+static void handle_exits(struct vigil_scanner *s, const struct epoll_event *evs, int n)
+{
+	uint64_t real_ms = vigil_unix_ms();
+	bool woke = false;
+	for (int i = 0; i < n; i++) {
+		uint64_t tok = evs[i].data.u64;
+		if (tok == TOKEN_TIMER || tok == TOKEN_STOP || tok >= s->seg->slots)
+			continue;
+		struct vigil_watch *w = &s->watch[tok];
+		if (w->pidfd < 0 || w->mode == VIGIL_WATCH_IDLE)
+			continue;
+		w->flags |= VIGIL_WF_EXIT;
+		report_exit(s, (uint32_t)tok, real_ms, &woke); /* if the ring is full, the tick retries */
+	}
+	if (woke && s->wakefd >= 0) {
+		uint64_t one = 1;
+		(void)!write(s->wakefd, &one, sizeof one);
+	}
+}
+
+static void *scanner_main(void *arg)
+{
+	struct vigil_scanner *s = arg;
+	urcu_memb_register_thread();
+	if (s->prev_mono_ns == 0) { /* nobody ran the first pass for us */
+		s->prev_mono_ns = vigil_mono_ns();
+		s->vclock_ns = s->prev_mono_ns;
+		vigil_scanner_tick(s, s->prev_mono_ns); /* adopt what is already there */
+	}
+	struct epoll_event evs[64];
+	bool running = true;
+	while (running) {
+		int n = epoll_wait(s->epfd, evs, 64, -1);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			break; /* EBADF/EINVAL: cannot happen with our own fds */
+		}
+		bool tick = false;
+		for (int i = 0; i < n; i++) {
+			if (evs[i].data.u64 == TOKEN_TIMER) {
+				uint64_t expirations;
+				(void)!read(s->timerfd, &expirations, sizeof expirations);
+				tick = true;
+			} else if (evs[i].data.u64 == TOKEN_STOP) {
+				running = false;
+			}
+		}
+		handle_exits(s, evs, n);
+		if (tick)
+			vigil_scanner_tick(s, vigil_mono_ns());
+	}
+	urcu_memb_unregister_thread();
+	return NULL;
+}
+
+int vigil_scanner_init(struct vigil_scanner *s, struct vigil_segment *seg, const struct vigil_heartbeat_policy *policy)
+{
+	memset(s, 0, sizeof *s);
+	s->seg = seg;
+	s->epfd = s->timerfd = s->stopfd = s->wakefd = -1;
+	s->first_pass = true;
+	s->watch = calloc(seg->slots, sizeof *s->watch);
+	s->candidates = calloc(seg->slots, sizeof *s->candidates);
+	s->ev_buf = aligned_alloc(64, sizeof(struct vigil_event) * VIGIL_EV_RING_SIZE);
+	s->cmd_buf = aligned_alloc(64, sizeof(struct vigil_command) * VIGIL_CMD_RING_SIZE);
+	struct vigil_heartbeat_policy *p = malloc(sizeof *p);
+	if (s->watch == NULL || s->candidates == NULL || s->ev_buf == NULL || s->cmd_buf == NULL || p == NULL) {
+		free(p);
+		free(s->watch);
+		s->watch = NULL;
+		vigil_scanner_destroy(s);
+		return -ENOMEM;
+	}
+	*p = *policy;
+	rcu_assign_pointer(s->policy, p);
+	for (uint32_t i = 0; i < seg->slots; i++)
+		s->watch[i].pidfd = -1;
+	ck_ring_init(&s->ev_ring, VIGIL_EV_RING_SIZE);
+	ck_ring_init(&s->cmd_ring, VIGIL_CMD_RING_SIZE);
+	s->epfd = epoll_create1(EPOLL_CLOEXEC);
+	s->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	s->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	s->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (s->epfd < 0 || s->timerfd < 0 || s->stopfd < 0 || s->wakefd < 0) {
+		int e = -errno;
+		vigil_scanner_destroy(s);
+		return e;
+	}
+	struct epoll_event e1 = {.events = EPOLLIN, .data.u64 = TOKEN_TIMER};
+	struct epoll_event e2 = {.events = EPOLLIN, .data.u64 = TOKEN_STOP};
+	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->timerfd, &e1) < 0 ||
+	    epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->stopfd, &e2) < 0) {
+		int e = -errno;
+		vigil_scanner_destroy(s);
+		return e;
+	}
+	return 0;
+}
+
+int vigil_scanner_start(struct vigil_scanner *s)
+{
+	const struct vigil_heartbeat_policy *p = s->policy; /* thread not started yet */
+	struct itimerspec its = {
+		.it_interval = {.tv_sec = (time_t)(p->tick_ns / VIGIL_NS_PER_S),
+				.tv_nsec = (long)(p->tick_ns % VIGIL_NS_PER_S)},
+	};
+	its.it_value = its.it_interval;
+	if (timerfd_settime(s->timerfd, 0, &its, NULL) < 0)
+		return -errno;
+	s->tick_ns = p->tick_ns;
+	int rc = pthread_create(&s->thread, NULL, scanner_main, s);
+	return -rc;
+}
+
+void vigil_scanner_stop(struct vigil_scanner *s)
+{
+	uint64_t one = 1;
+	(void)!write(s->stopfd, &one, sizeof one);
+	pthread_join(s->thread, NULL);
+}
+
+void vigil_scanner_set_policy(struct vigil_scanner *s, struct vigil_heartbeat_policy *p)
+{
+	struct vigil_heartbeat_policy *old = rcu_xchg_pointer(&s->policy, p);
+	/* Wait until no tick can still be reading the old copy. */
+	urcu_memb_synchronize_rcu();
+	free(old);
+}
+
+void vigil_scanner_destroy(struct vigil_scanner *s)
+{
+	if (s->watch != NULL)
+		for (uint32_t i = 0; i < s->seg->slots; i++)
+			if (s->watch[i].pidfd >= 0)
+				close(s->watch[i].pidfd);
+	/* Commands not yet consumed may carry pidfds. */
+	if (s->cmd_buf != NULL) {
+		struct vigil_command c;
+		for (uint32_t i = 0; i < VIGIL_CMD_RING_SIZE; i++) {
+			if (!ck_ring_dequeue_spsc_vigil_command(&s->cmd_ring, s->cmd_buf, &c))
+				break;
+			if (c.fd >= 0)
+				close(c.fd);
+		}
+	}
+	int fds[] = {s->epfd, s->timerfd, s->stopfd, s->wakefd};
+	for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	free(s->watch);
+	free(s->candidates);
+	free(s->ev_buf);
+	free(s->cmd_buf);
+	free(s->policy);
+	memset(s, 0, sizeof *s);
+	s->epfd = s->timerfd = s->stopfd = s->wakefd = -1;
+}

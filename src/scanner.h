@@ -1,0 +1,199 @@
+/*
+ * scanner.h - the scanner thread: one pass over the hot lines per timerfd
+ * tick, health arithmetic, verdicts, and pidfd exits.
+ *
+ * The scanner is the part of vigild that must never be late, so it never
+ * blocks on disk, never allocates after start-up and never takes a lock.
+ * It talks to the action thread through two bounded single-producer /
+ * single-consumer Concurrency Kit rings:
+ *
+ *   events   scanner -> action   verdicts and registrations (by value)
+ *   commands action  -> scanner  "watch this pidfd", "forget this slot"
+ *
+ * Ring full (the action thread is behind, e.g. a slow disk): the scanner
+ * does not drop the event and does not wait.  A verdict's per-slot flag is
+ * set only when its event is enqueued, so the same condition is found again
+ * on the next tick and enqueued then; the event is late, never lost and
+ * never doubled.  Each such deferral is counted (ring_full_deferrals).
+ *
+ * Policy: read through an RCU-protected pointer (liburcu memb flavour); the
+ * action thread publishes a new one on reload and frees the old one after
+ * a grace period, so a tick always sees one whole policy.
+ */
+#ifndef VIGIL_SCANNER_H
+#define VIGIL_SCANNER_H
+
+#include <ck_ring.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "policy.h"
+#include "segment.h"
+
+enum vigil_event_kind {
+	VIGIL_EV_REGISTERED = 1, /* a slot became ACTIVE: identity attached */
+	VIGIL_EV_ADOPTED,        /* found ACTIVE/ZOMBIE at start-up */
+	VIGIL_EV_MISSED,         /* missed became >= 1 */
+	VIGIL_EV_TIMEOUT,        /* silence >= heartbeat_timeout */
+	VIGIL_EV_RECOVERED,      /* a beat after a miss, before zombie */
+	VIGIL_EV_ZOMBIE,         /* silence >= zombie threshold or health < min */
+	VIGIL_EV_EXITED,         /* pidfd: the process ended */
+	VIGIL_EV_DETACHED,       /* clean goodbye */
+	VIGIL_EV_HOST_STALL,     /* many workers silent at once */
+	VIGIL_EV_CLAIM_STALE,    /* a CLAIMED slot never published: freed */
+	VIGIL_EV_VANISHED,       /* the slot changed owner behind our back */
+	VIGIL_EV_TICK_LATE,      /* the supervisor lost time: credited */
+};
+
+/* Events travel by value (CK_RING_PROTOTYPE copies them), so the rings
+ * need no allocator and no free list. */
+struct vigil_event {
+	uint32_t kind;
+	uint32_t slot;
+	uint64_t gen;
+	uint64_t unix_ms;            /* when the scanner saw it */
+	uint64_t last_seen_unix_ms;  /* when the last beat was first seen */
+	uint64_t due_unix_ms;        /* the instant the condition became true */
+	uint64_t stall_credit_ms;    /* supervisor time credited since last_seen */
+	uint64_t beats;
+	uint32_t health_score;
+	uint32_t reported_health;
+	uint32_t progress;
+	uint32_t missed;
+	int32_t pid;
+	int32_t registrar_pid;
+	uint64_t pid_start_ticks;
+	int32_t exit_code;   /* -1 when unknown (not our child) */
+	int32_t exit_signal; /* 0 none, -1 unknown */
+	uint32_t count_a;    /* HOST_STALL: silent workers; TICK_LATE: ms lost */
+	uint32_t count_b;    /* HOST_STALL: monitored workers */
+	uint8_t zombie;      /* ADOPTED: the slot was already a zombie */
+	uint8_t pad[7];
+	char worker_id[64];  /* REGISTERED/ADOPTED/DETACHED: raw, untrusted */
+	char worker_type[64];
+	char task_id[64];
+};
+CK_RING_PROTOTYPE(vigil_event, vigil_event)
+
+enum vigil_command_kind {
+	VIGIL_CMD_WATCH = 1,  /* fd: pidfd to watch for exit (or -1: already gone) */
+	VIGIL_CMD_FORGET = 2, /* stop reporting this slot/gen (rejected identity) */
+};
+struct vigil_command {
+	uint32_t kind;
+	uint32_t slot;
+	uint64_t gen;
+	int32_t fd;
+	int32_t pad;
+};
+CK_RING_PROTOTYPE(vigil_command, vigil_command)
+
+/* Counters the scanner writes (relaxed; single writer) and the action
+ * thread reads for the metrics files.  Kept on their own lines so that
+ * the reader never slows the writer's cache line... beyond one miss. */
+struct vigil_scan_metrics {
+	_Atomic uint64_t ticks;
+	_Atomic uint64_t tick_overruns;       /* ticks later than the stall bound */
+	_Atomic uint64_t scan_ns_last;
+	_Atomic uint64_t scan_ns_max;
+	_Atomic uint64_t heartbeats_received; /* beat-word changes credited */
+	_Atomic uint64_t workers_monitored;   /* live at the last tick */
+	_Atomic uint64_t zombies_detected;
+	_Atomic uint64_t heartbeat_timeouts;
+	_Atomic uint64_t heartbeats_missed;
+	_Atomic uint64_t exits_detected;
+	_Atomic uint64_t ring_full_deferrals;
+	_Atomic uint64_t stall_credit_ms_total;
+	_Atomic uint64_t host_stalls;
+	_Atomic uint64_t stale_beats_ignored;  /* beats written through an old generation */
+	_Atomic uint64_t last_tick_mono_ns;
+} __attribute__((aligned(64)));
+
+/* Per-slot private state: the scanner's memory of each slot. */
+struct vigil_watch {
+	uint64_t owner;          /* owner word when we started tracking */
+	uint64_t beat;           /* last beat word seen */
+	uint64_t last_seen_v;    /* virtual clock at last_seen */
+	uint64_t last_seen_unix_ms;
+	uint64_t credit_at_seen_ns; /* credit total when last seen */
+	uint64_t beats;
+	uint64_t first_seen_v;   /* CLAIMED: when we first saw the claim */
+	int32_t pidfd;           /* -1 none */
+	uint16_t flags;
+	uint8_t mode;            /* enum vigil_watch_mode */
+	uint8_t reported_health;
+	uint8_t progress;
+	uint8_t view_verdict;
+	uint16_t view_health;
+	uint32_t view_missed;
+};
+
+enum vigil_watch_mode {
+	VIGIL_WATCH_IDLE = 0,  /* nothing tracked */
+	VIGIL_WATCH_LIVE,      /* ACTIVE, monitored */
+	VIGIL_WATCH_ZOMBIE,    /* declared; waiting for exit or cleanup */
+	VIGIL_WATCH_IGNORED,   /* identity rejected by the action thread */
+};
+
+#define VIGIL_WF_MISSED 0x1u     /* heartbeat_missed reported this episode */
+#define VIGIL_WF_TIMEOUT 0x2u    /* heartbeat_timeout reported */
+#define VIGIL_WF_EXIT 0x4u       /* pidfd readable, exit not yet enqueued */
+#define VIGIL_WF_CANDIDATE 0x8u  /* zombie candidate this tick */
+
+struct vigil_scanner {
+	struct vigil_segment *seg;
+	struct vigil_watch *watch;       /* seg->slots entries */
+	uint32_t *candidates;            /* seg->slots entries */
+	struct ck_ring ev_ring;
+	struct vigil_event *ev_buf;
+	struct ck_ring cmd_ring;
+	struct vigil_command *cmd_buf;
+	struct vigil_heartbeat_policy *policy; /* RCU-protected: rcu_dereference */
+	struct vigil_scan_metrics metrics;
+	int epfd, timerfd, stopfd, wakefd; /* wakefd: tells the action thread */
+	uint64_t tick_ns;                /* current timerfd period */
+	uint64_t vclock_ns;              /* virtual clock: real time less stalls */
+	uint64_t prev_mono_ns;
+	uint64_t credit_ns_total;
+	uint64_t stall_hold_until_v;     /* zombie verdicts held until then */
+	bool stall_episode;
+	bool first_pass;                 /* adopt what is already there */
+	pthread_t thread;
+};
+
+#define VIGIL_EV_RING_SIZE 8192u  /* power of two; ~2.5 MiB */
+#define VIGIL_CMD_RING_SIZE 4096u
+
+/* Allocates everything the scanner will ever need; 0 or -errno. */
+int vigil_scanner_init(struct vigil_scanner *s, struct vigil_segment *seg,
+		       const struct vigil_heartbeat_policy *policy);
+int vigil_scanner_start(struct vigil_scanner *s);
+/* Asks the thread to stop and joins it. */
+void vigil_scanner_stop(struct vigil_scanner *s);
+void vigil_scanner_destroy(struct vigil_scanner *s);
+
+/* Action side: publish a new policy (takes ownership; frees the old one
+ * after an RCU grace period). */
+void vigil_scanner_set_policy(struct vigil_scanner *s, struct vigil_heartbeat_policy *p);
+/* Action side: enqueue a command; false when the ring is full. */
+bool vigil_scanner_command(struct vigil_scanner *s, const struct vigil_command *cmd);
+/* Action side: dequeue one event; false when empty. */
+bool vigil_scanner_next_event(struct vigil_scanner *s, struct vigil_event *ev);
+
+/* One scan at monotonic time now_ns (exposed for tests). */
+void vigil_scanner_tick(struct vigil_scanner *s, uint64_t now_ns);
+
+/* ---- health arithmetic (pure; SPEC §5) ---- */
+
+/* floor(silence / interval); 0 for interval 0. */
+uint32_t vigil_health_missed(uint64_t silence_ns, uint64_t interval_ns);
+/* clamp(reported - decay * missed, 0, 100) */
+uint32_t vigil_health_score(uint32_t reported, double decay, uint32_t missed);
+/* Silence (ns after last_seen) at which the worker becomes a zombie:
+ * min(zombie_ns, the first whole interval at which health < min_health);
+ * 0 when the reported health itself is already below min_health. */
+uint64_t vigil_health_zombie_due_ns(const struct vigil_heartbeat_policy *p, uint32_t reported);
+
+#endif /* VIGIL_SCANNER_H */

@@ -1,0 +1,329 @@
+/*
+ * util.c - clocks, timestamps, and the atomic file writes of SPEC §3.
+ *
+ * Trade-off: vigil_fs_replace() does not fsync.  The rule it serves is that
+ * a reader never sees half a document; durability across a power cut of a
+ * worker spec that is rewritten every second anyway is not worth ~1 ms of
+ * disk flush per file.  Files whose loss would lose work (queues, history)
+ * are appended, and their callers decide about fsync.
+ */
+#define _GNU_SOURCE
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "segment.h"
+#include "vigil.h"
+
+uint64_t vigil_mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * VIGIL_NS_PER_S + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t vigil_unix_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000ull + (uint64_t)ts.tv_nsec / VIGIL_NS_PER_MS;
+}
+
+void vigil_iso8601(uint64_t unix_ms, char out[static 21])
+{
+	time_t t = (time_t)(unix_ms / 1000ull);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(out, 21, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+int vigil_json_stamp(json_t *obj, const char *key_iso, const char *key_ms, uint64_t unix_ms)
+{
+	char iso[21];
+	vigil_iso8601(unix_ms, iso);
+	if (json_object_set_new(obj, key_iso, json_string(iso)) < 0 ||
+	    json_object_set_new(obj, key_ms, json_integer((json_int_t)unix_ms)) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+int vigil_fs_open_dir(int dirfd, const char *path, bool create)
+{
+	char buf[1024];
+	if (strlen(path) >= sizeof buf)
+		return -ENAMETOOLONG;
+	snprintf(buf, sizeof buf, "%s", path);
+	int fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	char *save = NULL;
+	/* Bounded by the path length: one iteration per component. */
+	for (char *comp = strtok_r(buf, "/", &save); comp != NULL; comp = strtok_r(NULL, "/", &save)) {
+		if (strcmp(comp, "..") == 0) {
+			close(fd);
+			return -EINVAL;
+		}
+		int next = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (next < 0 && errno == ENOENT && create) {
+			if (mkdirat(fd, comp, 0755) < 0 && errno != EEXIST) {
+				int e = -errno;
+				close(fd);
+				return e;
+			}
+			next = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		}
+		if (next < 0) {
+			int e = -errno;
+			close(fd);
+			/* ENOTDIR also covers a symlink under O_NOFOLLOW|O_DIRECTORY. */
+			return e;
+		}
+		close(fd);
+		fd = next;
+	}
+	return fd;
+}
+
+int vigil_fs_replace(int dirfd, const char *name, const void *data, size_t len)
+{
+	char tmp[320];
+	static _Atomic unsigned long seq; /* distinct temp names per process */
+	int n = snprintf(tmp, sizeof tmp, ".%s.tmp.%d.%lu", name, (int)getpid(),
+			 atomic_fetch_add_explicit(&seq, 1, memory_order_relaxed));
+	if (n < 0 || (size_t)n >= sizeof tmp)
+		return -ENAMETOOLONG;
+	int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	const char *p = data;
+	size_t left = len;
+	int rc = 0;
+	/* Bounded: each pass writes at least one byte or fails. */
+	while (left > 0) {
+		ssize_t w = write(fd, p, left);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			rc = w < 0 ? -errno : -EIO;
+			break;
+		}
+		p += w;
+		left -= (size_t)w;
+	}
+	if (close(fd) < 0 && rc == 0)
+		rc = -errno;
+	/* renameat replaces a symlink named `name` itself, never its target. */
+	if (rc == 0 && renameat(dirfd, tmp, dirfd, name) < 0)
+		rc = -errno;
+	if (rc < 0)
+		unlinkat(dirfd, tmp, 0);
+	return rc;
+}
+
+int vigil_fs_replace_json(int dirfd, const char *name, const json_t *doc)
+{
+	char *s = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	if (s == NULL)
+		return -ENOMEM;
+	size_t n = strlen(s);
+	char *line = realloc(s, n + 2);
+	if (line == NULL) {
+		free(s);
+		return -ENOMEM;
+	}
+	line[n] = '\n';
+	line[n + 1] = '\0';
+	int rc = vigil_fs_replace(dirfd, name, line, n + 1);
+	free(line);
+	return rc;
+}
+
+int vigil_fs_open_append(int dirfd, const char *name)
+{
+	int fd = openat(dirfd, name, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return -EINVAL;
+	}
+	return fd;
+}
+
+int vigil_fs_append(int fd, const char *line, size_t len)
+{
+	if (len == 0 || line[len - 1] != '\n')
+		return -EINVAL;
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	ssize_t w;
+	do
+		w = write(fd, line, len);
+	while (w < 0 && errno == EINTR);
+	if (w == (ssize_t)len)
+		return 0;
+	int e = w < 0 ? -errno : -ENOSPC;
+	/* Cut a partial line back off.  Another appender may have written
+	 * after st_size in between; the history files have few writers and
+	 * a torn line there is skipped by readers, so this is best effort. */
+	if (w > 0 && ftruncate(fd, st.st_size) < 0)
+		e = -errno;
+	return e;
+}
+
+int vigil_fs_append_json(int fd, const json_t *obj)
+{
+	char buf[4096];
+	size_t n = json_dumpb(obj, buf, sizeof buf - 1, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	if (n == 0)
+		return -EINVAL;
+	if (n < sizeof buf - 1) {
+		buf[n] = '\n';
+		return vigil_fs_append(fd, buf, n + 1);
+	}
+	char *s = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	if (s == NULL)
+		return -ENOMEM;
+	size_t len = strlen(s);
+	char *line = realloc(s, len + 2);
+	if (line == NULL) {
+		free(s);
+		return -ENOMEM;
+	}
+	line[len] = '\n';
+	int rc = vigil_fs_append(fd, line, len + 1);
+	free(line);
+	return rc;
+}
+
+int vigil_fs_read(int dirfd, const char *name, size_t max_len, char **out, size_t *out_len)
+{
+	*out = NULL;
+	*out_len = 0;
+	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		return -errno;
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		int e = -errno;
+		close(fd);
+		return e;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return -EINVAL;
+	}
+	if ((uint64_t)st.st_size > max_len) {
+		close(fd);
+		return -EFBIG;
+	}
+	char *buf = malloc(max_len + 1);
+	if (buf == NULL) {
+		close(fd);
+		return -ENOMEM;
+	}
+	size_t got = 0;
+	/* Bounded by max_len: the file may grow while we read; stop there. */
+	while (got <= max_len) {
+		ssize_t r = read(fd, buf + got, max_len + 1 - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			int e = -errno;
+			free(buf);
+			close(fd);
+			return e;
+		}
+		if (r == 0)
+			break;
+		got += (size_t)r;
+		if (got > max_len) {
+			free(buf);
+			close(fd);
+			return -EFBIG;
+		}
+	}
+	close(fd);
+	buf[got] = '\0';
+	*out = buf;
+	*out_len = got;
+	return 0;
+}
+
+int vigil_fs_remove(int dirfd, const char *name)
+{
+	if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+bool vigil_id_copy(char dst[65], const char src[64])
+{
+	memcpy(dst, src, 64);
+	dst[64] = '\0';
+	return vigil_id_valid(dst);
+}
+
+void vigil_id_render(const char *src, size_t n, char *out, size_t out_len)
+{
+	size_t o = 0;
+	if (out_len == 0)
+		return;
+	for (size_t i = 0; i < n && src[i] != '\0' && o + 5 < out_len; i++) {
+		unsigned char c = (unsigned char)src[i];
+		bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+			     c == '.' || c == '_' || c == '-';
+		if (plain)
+			out[o++] = (char)c;
+		else
+			o += (size_t)snprintf(out + o, out_len - o, "\\x%02x", c);
+	}
+	out[o] = '\0';
+}
+
+int vigil_home_resolve(const char *home_arg, const char *shm_arg, char *home_out, size_t home_len,
+		       char *shm_out, size_t shm_len, char *err, size_t err_len)
+{
+	const char *home = home_arg;
+	if (home == NULL || home[0] == '\0')
+		home = getenv("COMMIT_RELAY_HOME");
+	if (home == NULL || home[0] == '\0')
+		home = ".";
+	char real[4096];
+	if (realpath(home, real) == NULL) {
+		int e = -errno;
+		snprintf(err, err_len, "home '%s': %s", home, strerror(-e));
+		return e;
+	}
+	if (strlen(real) >= home_len) {
+		snprintf(err, err_len, "home '%s': path too long", home);
+		return -ENAMETOOLONG;
+	}
+	snprintf(home_out, home_len, "%s", real);
+	const char *shm = shm_arg;
+	if (shm == NULL || shm[0] == '\0')
+		shm = getenv("VIGIL_SHM");
+	if (shm != NULL && shm[0] != '\0') {
+		if (vigil_segment_name_check(shm) < 0 || strlen(shm) >= shm_len) {
+			snprintf(err, err_len,
+				 "segment name '%s' is invalid: want '/' followed by 1..%d of [A-Za-z0-9._-]", shm,
+				 VIGIL_SHM_NAME_MAX - 1);
+			return -EINVAL;
+		}
+		snprintf(shm_out, shm_len, "%s", shm);
+		return 0;
+	}
+	int rc = vigil_segment_name_for_home(real, shm_out, shm_len);
+	if (rc < 0)
+		snprintf(err, err_len, "cannot derive a segment name for '%s': %s", real, strerror(-rc));
+	return rc;
+}

@@ -1,0 +1,79 @@
+/*
+ * util.h - clocks, timestamps and the file rules of SPEC §3.
+ *
+ * Every file vigild writes goes through two functions here:
+ *   vigil_fs_replace()  a .json document: temp file in the same directory,
+ *                       then renameat() over the old one.  A reader never
+ *                       sees half a document; a failed write leaves the
+ *                       old one intact.
+ *   vigil_fs_append()   a .jsonl line: one write() on an O_APPEND fd; a
+ *                       short write is cut back with ftruncate() so that a
+ *                       partial line is never left behind.
+ * Both work relative to directory descriptors opened with O_NOFOLLOW, so a
+ * symbolic link planted inside coordination/ is never followed.
+ */
+#ifndef VIGIL_UTIL_H
+#define VIGIL_UTIL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define VIGIL_NS_PER_S 1000000000ull
+#define VIGIL_NS_PER_MS 1000000ull
+
+uint64_t vigil_mono_ns(void);
+uint64_t vigil_unix_ms(void);
+
+/* "YYYY-MM-DDTHH:MM:SSZ" (UTC) into out (at least 21 bytes). */
+void vigil_iso8601(uint64_t unix_ms, char out[static 21]);
+
+/* Adds "timestamp" and "timestamp_ms" for unix_ms to obj; 0 or -ENOMEM. */
+int vigil_json_stamp(json_t *obj, const char *key_iso, const char *key_ms, uint64_t unix_ms);
+
+/* Opens (creating when missing, mode 0755) the directory path relative to
+ * dirfd, one component at a time, never following a symbolic link.
+ * Returns an O_DIRECTORY fd or -errno. */
+int vigil_fs_open_dir(int dirfd, const char *path, bool create);
+
+/* Atomic replace of name in dirfd with data.  0 or -errno. */
+int vigil_fs_replace(int dirfd, const char *name, const void *data, size_t len);
+
+/* json_dumps(JSON_COMPACT) + "\n", then vigil_fs_replace.  0 or -errno. */
+int vigil_fs_replace_json(int dirfd, const char *name, const json_t *doc);
+
+/* Opens name in dirfd for appending (created 0644), O_NOFOLLOW.  fd or -errno. */
+int vigil_fs_open_append(int dirfd, const char *name);
+
+/* One line, one write(): line must end in '\n'.  0 or -errno; on a short
+ * write the file is truncated back to its size before the call. */
+int vigil_fs_append(int fd, const char *line, size_t len);
+
+/* Compact JSON line of obj appended to fd.  0 or -errno. */
+int vigil_fs_append_json(int fd, const json_t *obj);
+
+/* Reads a whole regular file (not a symlink) of at most max_len bytes.
+ * *out is malloc'd and NUL-terminated.  0 or -errno (-EFBIG too large,
+ * -ELOOP symlink, -EINVAL not a regular file). */
+int vigil_fs_read(int dirfd, const char *name, size_t max_len, char **out, size_t *out_len);
+
+/* Unlink name in dirfd; a missing file is success.  0 or -errno. */
+int vigil_fs_remove(int dirfd, const char *name);
+
+/* Copies a fixed 64-byte id field from the segment into a NUL-terminated
+ * buffer and says whether it obeys the name rule (SPEC §3). */
+bool vigil_id_copy(char dst[65], const char src[64]);
+
+/* Writes a printable, escaped rendering of untrusted bytes (for messages):
+ * non [A-Za-z0-9._-] bytes become \xNN. */
+void vigil_id_render(const char *src, size_t n, char *out, size_t out_len);
+
+
+/* Resolves the home (SPEC §3): arg, else $COMMIT_RELAY_HOME, else ".", to
+ * an absolute real path in out; and the segment name: shm_arg, else
+ * $VIGIL_SHM, else derived from the home.  0 or -errno with err set. */
+int vigil_home_resolve(const char *home_arg, const char *shm_arg, char *home_out, size_t home_len,
+		       char *shm_out, size_t shm_len, char *err, size_t err_len);
+
+#endif /* VIGIL_UTIL_H */

@@ -1,0 +1,42 @@
+/*
+ * verify.h - is the process a slot names really the worker that registered?
+ *
+ * SPEC §6: vigild never signals a pid merely because a slot names it.  A
+ * worker is "verified" when, with a pidfd already open on the pid:
+ *   - the process belongs to our user, its start time matches the one the
+ *     registrar recorded (so the pid was not recycled), and
+ *   - it maps our segment itself (a C worker), or the registrar that wrote
+ *     the slot is still alive, maps our segment, and is a child of the pid
+ *     (the shell emitter: vigilctl emit run by the worker shell);
+ *   - and the pidfd still refers to a live process after those reads, so
+ *     /proc/<pid> described the same process throughout.
+ * Only verified workers are watched through their pidfd (and, later,
+ * signalled through it).  Others are monitored by heartbeat timeouts only.
+ */
+#ifndef VIGIL_VERIFY_H
+#define VIGIL_VERIFY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct vigil_verify_result {
+	int pidfd;      /* open when verified; else -1 */
+	bool gone;      /* the registered process no longer exists */
+	bool verified;
+	char reason[160];
+};
+
+/* shm_name is the segment's name ("/vigil-..."). Never fails; see result. */
+void vigil_verify_worker(const char *shm_name, int32_t pid, int32_t registrar_pid, uint64_t start_ticks,
+			 struct vigil_verify_result *out);
+
+/* Field 22 of /proc/<pid>/stat (0 unknown) and field 4 (ppid, -1 unknown). */
+uint64_t vigil_proc_start_ticks(int32_t pid);
+int32_t vigil_proc_ppid(int32_t pid);
+/* Does /proc/<pid>/maps show /dev/shm<shm_name>?  Bounded read. */
+bool vigil_proc_maps_segment(int32_t pid, const char *shm_name);
+/* argv of pid as a compact JSON array text into out ("[]" when unknown). */
+void vigil_proc_cmdline_json(int32_t pid, char *out, size_t out_len);
+
+#endif /* VIGIL_VERIFY_H */
