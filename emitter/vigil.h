@@ -258,6 +258,7 @@ static inline const char *vigil_strerror(int err)
 	case ESTALE: return "the slot in VIGIL_SLOT/VIGIL_GEN is no longer ours";
 	case EAGAIN: return "slot claim raced with cleanup; try again";
 	case ENOTCONN: return "not attached";
+	case ENXIO: return "WORKER_ID is not set (and no VIGIL_SLOT/VIGIL_GEN from vigild)";
 	default: return strerror(-err);
 	}
 }
@@ -487,7 +488,8 @@ static inline int vigil_attach_to(struct vigil *v, const char *shm_name, uint32_
  * From the environment vigild gives the workers it starts (VIGIL_SHM,
  * VIGIL_SLOT, VIGIL_GEN); otherwise self-registers in VIGIL_SHM with
  * WORKER_ID, WORKER_TYPE (default "worker") and TASK_ID (optional).
- * Returns 0 or -errno; print with vigil_strerror().
+ * Returns 0 or -errno; print with vigil_strerror(): -ENOENT no segment,
+ * -ENXIO no WORKER_ID, -EPROTO another ABI, -ENOSPC full, -EINVAL bad id.
  */
 static inline int vigil_attach(struct vigil *v)
 {
@@ -508,7 +510,7 @@ static inline int vigil_attach(struct vigil *v)
 	const char *id = getenv("WORKER_ID");
 	const char *type = getenv("WORKER_TYPE");
 	if (id == NULL)
-		return -EINVAL;
+		return -ENXIO;
 	int rc = vigil__map(v, shm, 1);
 	if (rc < 0)
 		return rc;

@@ -104,8 +104,9 @@ static int load_policies(int home_fd, bool write_missing, struct vigil_heartbeat
 		for (int i = 0; i < 3; i++) {
 			if (docs[i] == NULL)
 				continue;
-			char *s = json_dumps(docs[i], JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-			if (s != NULL) {
+			char *s = NULL;
+			/* vigil_policy_dumps prints 0.7 as 0.7, not 0.69999999999999996 */
+			if (vigil_policy_dumps(docs[i], JSON_INDENT(2) | JSON_PRESERVE_ORDER, &s) == 0 && s != NULL) {
 				size_t n = strlen(s);
 				s = realloc(s, n + 2);
 				if (s != NULL) {

@@ -124,6 +124,20 @@ void vigil_proc_cmdline_json(int32_t pid, char *out, size_t out_len)
 	json_decref(arr);
 }
 
+/* Is pid an ancestor of child within 8 generations?  The shell emitter may
+ * run in a subshell, a pipeline or $(...), so vigilctl is a grandchild of
+ * the worker shell, not always its child. */
+static bool descends_from(int32_t child, int32_t pid)
+{
+	int32_t p = child;
+	for (int depth = 0; depth < 8 && p > 1; depth++) {
+		p = vigil_proc_ppid(p);
+		if (p == pid)
+			return true;
+	}
+	return false;
+}
+
 void vigil_verify_worker(const char *shm_name, int32_t pid, int32_t registrar_pid, uint64_t start_ticks,
 			 struct vigil_verify_result *out)
 {
@@ -160,11 +174,11 @@ void vigil_verify_worker(const char *shm_name, int32_t pid, int32_t registrar_pi
 		return;
 	}
 	bool ok = vigil_proc_maps_segment(pid, shm_name);
-	if (!ok && registrar_pid > 1 && registrar_pid != pid && vigil_proc_ppid(registrar_pid) == pid) {
+	if (!ok && registrar_pid > 1 && registrar_pid != pid && descends_from(registrar_pid, pid)) {
 		snprintf(path, sizeof path, "/proc/%d", (int)registrar_pid);
 		ok = stat(path, &st) == 0 && st.st_uid == geteuid() && vigil_proc_maps_segment(registrar_pid, shm_name);
-		/* the registrar must still be the child of pid after the check */
-		ok = ok && vigil_proc_ppid(registrar_pid) == pid;
+		/* the registrar must still descend from pid after the check */
+		ok = ok && descends_from(registrar_pid, pid);
 	}
 	if (!ok) {
 		snprintf(out->reason, sizeof out->reason,
