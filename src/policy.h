@@ -50,7 +50,7 @@ struct vigil_heartbeat_policy {
 	uint32_t host_stall_min_workers;     /* default 4,   integer range [1, 1000000] */
 	/* derived, filled by parse/defaults/load: round(seconds * 1e9) */
 	uint64_t interval_ns, timeout_ns, zombie_ns;
-	uint64_t tick_ns;     /* effective: max(1 ms, min(tick_seconds, interval / 4)) */
+	uint64_t tick_ns;     /* effective: max(0.25 ms, min(tick_seconds, interval / 4)) */
 	uint64_t snapshot_ns;
 };
 

@@ -501,7 +501,7 @@ static bool beat_slot(struct vigil_slot_hot *hot, uint64_t gen, unsigned health,
 
 /* Waits (1 ms polls, at most VIGILCTL_ACK_WAIT_MS) until vigild stores
  * this generation in the slot's ack word: vigild verifies a self-registered
- * worker through its registrar - this process, a child of the worker - so
+ * worker through its registrar - this process, a descendant of the worker - so
  * we must stay alive and mapped until it has looked.  Returns 1 acked,
  * 0 timed out, -1 the slot stopped being ours meanwhile. */
 static int wait_ack(struct vigil_slot_hot *hot, uint64_t gen)
@@ -577,7 +577,7 @@ static int cmd_emit(int argc, char **argv, struct common *c)
 			       "(default: the parent of vigilctl, i.e. the calling shell); its type is\n"
 			       "--type, else $WORKER_TYPE, else 'shell'; its task --task-id, else $TASK_ID.\n"
 			       "The first emit for ID registers the worker in a free slot and waits up to\n"
-			       "2 s for vigild to verify it (vigild checks that this process is a child of\n"
+			       "2 s for vigild to verify it (vigild checks that this process descends from\n"
 			       "the worker pid); later emits beat that slot.  Prints nothing on success.\n");
 			return EXIT_OK;
 		default:
