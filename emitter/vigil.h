@@ -141,9 +141,12 @@ struct vigil_slot_cold {
 	uint64_t pid_start_ticks; /* field 22 of /proc/<pid>/stat; 0 unknown */
 	uint64_t registered_unix_ms;
 	uint64_t claimed_mono_ns;  /* CLOCK_MONOTONIC at claim (stale claims) */
-	uint32_t flags;
-	uint8_t reserved[VIGIL_COLD_SIZE - 3 * VIGIL_ID_MAX - 36];
+	uint32_t flags;            /* VIGIL_COLD_* */
+	uint32_t reserved0;
+	uint64_t spawn_tag;        /* vigild's tag for a worker it started; 0 otherwise */
+	uint8_t reserved[VIGIL_COLD_SIZE - 3 * VIGIL_ID_MAX - 48];
 };
+#define VIGIL_COLD_SPAWNED 0x1u /* started by vigild (written by vigild only) */
 
 /* vigild's live verdict per slot, for vigilctl status/top.  Written by
  * vigild's scanner only when a value changes; workers never write it. */
@@ -181,6 +184,7 @@ _Static_assert(sizeof(struct vigil_slot_cold) == VIGIL_COLD_SIZE, "cold part siz
 _Static_assert(VIGIL_COLD_SIZE % VIGIL_CACHELINE == 0, "cold part is whole lines");
 _Static_assert(offsetof(struct vigil_slot_cold, pid) == 192, "abi: cold");
 _Static_assert(offsetof(struct vigil_slot_cold, flags) == 224, "abi: cold");
+_Static_assert(offsetof(struct vigil_slot_cold, spawn_tag) == 232, "abi: cold");
 _Static_assert(sizeof(struct vigil_slot_view) == VIGIL_VIEW_SIZE, "view size");
 _Static_assert(offsetof(struct vigil_slot_view, missed) == 24, "abi: view");
 _Static_assert(sizeof(_Atomic uint64_t) == 8, "lock-free 64-bit atomics");
@@ -433,6 +437,7 @@ static inline int vigil_register(struct vigil *v, const char *worker_id, const c
 		clock_gettime(CLOCK_REALTIME, &ts);
 		c->registered_unix_ms = (uint64_t)ts.tv_sec * 1000ull + (uint64_t)ts.tv_nsec / 1000000ull;
 		c->flags = 0;
+		c->spawn_tag = 0;
 		atomic_store_explicit(&hot->ack, 0, memory_order_relaxed);
 		atomic_store_explicit(&hot->beat, vigil_beat_make(gen, 0, 100, 0), memory_order_relaxed);
 		/* release: publishes identity and the first beat word with ACTIVE. */
@@ -455,7 +460,8 @@ static inline int vigil_register(struct vigil *v, const char *worker_id, const c
  *
  * For a slot vigild prepared (spawned workers: VIGIL_SLOT, VIGIL_GEN) or
  * one this worker registered earlier.  Fails with -ESTALE when the slot is
- * not ACTIVE with that generation any more.
+ * not ACTIVE (or, for a worker vigild is still starting, CLAIMED) with that
+ * generation any more.
  */
 static inline int vigil_attach_to(struct vigil *v, const char *shm_name, uint32_t slot, uint64_t gen)
 {
@@ -470,7 +476,9 @@ static inline int vigil_attach_to(struct vigil *v, const char *shm_name, uint32_
 	}
 	struct vigil_slot_hot *hot = vigil__hot(v->hdr, slot);
 	uint64_t o = atomic_load_explicit(&hot->owner, memory_order_acquire);
-	if (o != vigil_owner_make(VIGIL_SLOT_ACTIVE, gen)) {
+	/* CLAIMED too: vigild publishes ACTIVE only once it knows the exec
+	 * succeeded, and the worker may attach before that. */
+	if (o != vigil_owner_make(VIGIL_SLOT_ACTIVE, gen) && o != vigil_owner_make(VIGIL_SLOT_CLAIMED, gen)) {
 		munmap(v->hdr, v->map_size);
 		memset(v, 0, sizeof *v);
 		return -ESTALE;

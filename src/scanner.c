@@ -299,6 +299,8 @@ static void start_tracking(struct vigil_scanner *s, uint32_t slot, uint64_t o, u
 	ev.pid = c->pid;
 	ev.registrar_pid = c->registrar_pid;
 	ev.pid_start_ticks = c->pid_start_ticks;
+	ev.cold_flags = c->flags;
+	ev.spawn_tag = c->spawn_tag;
 	if (!emit(s, &ev, woke))
 		return; /* retried next tick: nothing changed */
 	*w = nw;
@@ -415,6 +417,18 @@ static void scan_slot(struct vigil_scanner *s, uint32_t slot, struct tick_ctx *t
 				ev.due_unix_ms = t->real_ms;
 				if (!emit(s, &ev, &t->woke))
 					return; /* the beat is seen again next tick */
+				w->flags &= (uint16_t)~(VIGIL_WF_MISSED | VIGIL_WF_TIMEOUT);
+			}
+			if (w->beats == 0) {
+				/* A restart succeeds on the new process's first beat. */
+				struct vigil_event ev;
+				event_base(&ev, VIGIL_EV_FIRST_BEAT, slot, w, t->real_ms);
+				ev.reported_health = h > 100 ? 100 : h;
+				ev.health_score = ev.reported_health;
+				ev.progress = pr > 100 ? 100 : pr;
+				ev.last_seen_unix_ms = t->real_ms;
+				if (!emit(s, &ev, &t->woke))
+					return; /* seen again next tick (recovered is not repeated) */
 			}
 			w->last_seen_v = v;
 			w->last_seen_unix_ms = t->real_ms;

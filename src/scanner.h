@@ -45,6 +45,7 @@ enum vigil_event_kind {
 	VIGIL_EV_CLAIM_STALE,    /* a CLAIMED slot never published: freed */
 	VIGIL_EV_VANISHED,       /* the slot changed owner behind our back */
 	VIGIL_EV_TICK_LATE,      /* the supervisor lost time: credited */
+	VIGIL_EV_FIRST_BEAT,     /* the worker's first beat since it registered */
 };
 
 /* Events travel by value (CK_RING_PROTOTYPE copies them), so the rings
@@ -70,7 +71,9 @@ struct vigil_event {
 	uint32_t count_a;    /* HOST_STALL: silent workers; TICK_LATE: ms lost */
 	uint32_t count_b;    /* HOST_STALL: monitored workers */
 	uint8_t zombie;      /* ADOPTED: the slot was already a zombie */
-	uint8_t pad[7];
+	uint8_t pad[3];
+	uint32_t cold_flags; /* REGISTERED/ADOPTED: VIGIL_COLD_* (untrusted) */
+	uint64_t spawn_tag;  /* REGISTERED/ADOPTED: cold spawn_tag (untrusted) */
 	char worker_id[64];  /* REGISTERED/ADOPTED/DETACHED: raw, untrusted */
 	char worker_type[64];
 	char task_id[64];
