@@ -97,6 +97,7 @@ static const struct field restart_fields[] = {
 	{ ROW(RS, retry_reset_seconds, FIELD_NUMBER, 0, 2592000, 600) },
 	{ ROW(RS, retry_jitter, FIELD_NUMBER, 0, 1, 0) },
 	{ ROW(RS, token_pool, FIELD_U64, 0, 1e15, 1000000) },
+	{ ROW(RS, kill_grace_seconds, FIELD_NUMBER, 0, 3600, 5) },
 };
 
 static const struct field autofix_fields[] = {

@@ -65,6 +65,7 @@ struct vigil_restart_policy {
 	double retry_reset_seconds;          /* default 600, [0, 2592000] */
 	double retry_jitter;                 /* default 0, [0, 1] */
 	uint64_t token_pool;                 /* default 1000000, integer [0, 1e15] */
+	double kill_grace_seconds;           /* default 5, [0, 3600]: SIGTERM, then SIGKILL after this */
 };
 
 struct vigil_autofix_policy {

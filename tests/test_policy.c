@@ -151,6 +151,7 @@ static const struct key_info rs_keys[] = {
 	{ "retry_reset_seconds", 'n' },
 	{ "retry_jitter", 'n' },
 	{ "token_pool", 'i' },
+	{ "kill_grace_seconds", 'n' },
 	{ NULL, 0 },
 };
 static const struct key_info af_keys[] = {
@@ -280,6 +281,7 @@ static void test_restart_defaults(void **state)
 	assert_true(p.circuit_breaker_reset_seconds == 300);
 	assert_true(p.retry_reset_seconds == 600);
 	assert_true(p.retry_jitter == 0);
+	assert_true(p.kill_grace_seconds == 5);
 	assert_int_equal(p.token_pool, 1000000);
 }
 
@@ -460,6 +462,7 @@ static const struct range_case range_cases[] = {
 	{ &RS, "circuit_breaker_threshold", "1", "100000", "0", "100001", NULL, NULL },
 	{ &RS, "circuit_breaker_reset_seconds", "0", "2592000", "-1", "2592001", NULL, NULL },
 	{ &RS, "retry_reset_seconds", "0", "2592000", "-1", "2592000.5", NULL, NULL },
+	{ &RS, "kill_grace_seconds", "0", "3600", "-0.001", "3600.5", NULL, NULL },
 	{ &RS, "retry_jitter", "0", "1", "-0.01", "1.01", NULL, NULL },
 	{ &RS, "token_pool", "0", "1000000000000000", "-1", "1000000000000001", NULL, NULL },
 	{ &AF, "min_confidence_threshold", "0", "1", "-0.1", "1.1", NULL, NULL },
