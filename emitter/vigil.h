@@ -535,7 +535,8 @@ static inline int vigil_attach(struct vigil *v)
 /*
  * vigil_detach - clean goodbye: vigild reports worker_detached (not
  * worker_exited) and frees the slot.  Also allowed from ZOMBIE (a worker
- * that woke up and finishes cleanly).  Unmaps in every case.
+ * that woke up and finishes cleanly) and, for a worker vigild started, from
+ * CLAIMED (it finished before vigild published it).  Unmaps in every case.
  * Returns 0, -ESTALE (the slot was no longer ours), -ENOTCONN.
  */
 static inline int vigil_detach(struct vigil *v)
@@ -543,9 +544,10 @@ static inline int vigil_detach(struct vigil *v)
 	if (v->hot == NULL || v->hdr == NULL)
 		return -ENOTCONN;
 	int rc = -ESTALE;
-	uint64_t from[2] = {vigil_owner_make(VIGIL_SLOT_ACTIVE, v->gen),
-			    vigil_owner_make(VIGIL_SLOT_ZOMBIE, v->gen)};
-	for (int i = 0; i < 2 && rc != 0; i++) {
+	/* CLAIMED too: a spawned worker may finish before vigild publishes it. */
+	uint64_t from[3] = {vigil_owner_make(VIGIL_SLOT_ACTIVE, v->gen), vigil_owner_make(VIGIL_SLOT_ZOMBIE, v->gen),
+			    vigil_owner_make(VIGIL_SLOT_CLAIMED, v->gen)};
+	for (int i = 0; i < 3 && rc != 0; i++) {
 		uint64_t expect = from[i];
 		/* release: the last beat is ordered before the goodbye. */
 		if (atomic_compare_exchange_strong_explicit(&v->hot->owner, &expect,

@@ -119,11 +119,11 @@ static int create_new(struct vigil_segment *seg, const char *name, uint32_t slot
 	h->cold_offset = VIGIL_HEADER_SIZE + (uint64_t)slots * VIGIL_HOT_SIZE;
 	h->view_offset = h->cold_offset + (uint64_t)slots * VIGIL_COLD_SIZE;
 	h->segment_size = size;
-	/* The magic goes last, after a full fence: a worker that maps the
+	/* The magic goes last, with a release store: a worker that maps the
 	 * object early sees either no magic (-EBADMSG, retry) or a complete
-	 * header. */
-	atomic_thread_fence(memory_order_seq_cst);
-	h->magic = VIGIL_MAGIC;
+	 * header.  (The field is a plain uint64_t in the ABI; the builtin
+	 * gives it release semantics without changing the layout.) */
+	__atomic_store_n(&h->magic, VIGIL_MAGIC, __ATOMIC_RELEASE);
 	seg->hdr = h;
 	seg->size = size;
 	seg->slots = slots;

@@ -39,6 +39,7 @@
 #define TOK_SIG 2
 #define TOK_INO 3
 #define TOK_SNAP 4
+#define TOK_RESTART 5
 
 static const char *const HB_POLICY = "heartbeat-policy.json";
 static const char *const RESTART_POLICY = "worker-restart-policy.json";
@@ -105,13 +106,15 @@ static json_t *spec_json(const struct vigil_action *a, const struct vigil_worker
 	json_object_set_new(hb, "missed", json_integer(w->missed));
 	json_object_set_new(o, "heartbeat", hb);
 	json_t *tb = json_object();
-	json_object_set_new(tb, "allocated", json_integer(0));
+	json_object_set_new(tb, "allocated", json_integer((json_int_t)w->tokens));
 	json_object_set_new(tb, "used", json_integer(0));
 	json_object_set_new(o, "token_budget", tb);
 	json_t *rs = json_object();
-	json_object_set_new(rs, "attempt", json_integer(0));
+	json_object_set_new(rs, "attempt", json_integer(w->restart_attempt));
 	json_object_set_new(o, "restart", rs);
+	json_object_set_new(o, "cwd", json_string(w->cwd[0] != '\0' ? w->cwd : "/"));
 	json_object_set_new(o, "verified", json_boolean(w->verified));
+	json_object_set_new(o, "spawned", json_boolean(w->spawned));
 	vigil_json_stamp(o, "created_at", "created_at_ms", w->created_unix_ms);
 	vigil_json_stamp(o, "timestamp", "timestamp_ms", now_ms);
 	return o;
@@ -146,6 +149,30 @@ static void spec_write(struct vigil_action *a, struct vigil_worker *w, uint64_t 
 		w->w_missed = w->missed;
 		w->w_last_seen_ms = w->last_seen_ms;
 	}
+}
+
+void vigil_action_spec_provisional(struct vigil_action *a, const char *id, const char *type, const char *task,
+				   const char *argv_json, const char *cwd, int32_t pid, uint32_t slot, uint64_t tokens,
+				   uint64_t now_ms)
+{
+	struct vigil_worker *w = calloc(1, sizeof *w);
+	if (w == NULL)
+		return;
+	snprintf(w->id, sizeof w->id, "%s", id);
+	snprintf(w->type, sizeof w->type, "%s", type);
+	snprintf(w->task, sizeof w->task, "%s", task);
+	snprintf(w->command, sizeof w->command, "%s", argv_json != NULL && strlen(argv_json) < sizeof w->command ? argv_json : "[]");
+	snprintf(w->cwd, sizeof w->cwd, "%s", cwd != NULL ? cwd : "/");
+	w->pid = pid;
+	w->slot = slot;
+	w->tokens = tokens;
+	w->health = 100;
+	w->verified = true;
+	w->spawned = true;
+	w->created_unix_ms = now_ms;
+	w->status = VIGIL_STATUS_ACTIVE;
+	spec_write(a, w, now_ms);
+	free(w);
 }
 
 static void spec_remove(struct vigil_action *a, const struct vigil_worker *w, bool zombie_too)
@@ -257,6 +284,8 @@ static void on_register(struct vigil_action *a, const struct vigil_event *ev)
 	w->health = ev->health_score;
 	w->progress = ev->progress;
 	w->status = ev->zombie ? VIGIL_STATUS_ZOMBIE : VIGIL_STATUS_ACTIVE;
+	w->sig_pidfd = -1;
+	w->cleanup_idx = -1;
 	vigil_proc_cmdline_json(w->pid, w->command, sizeof w->command);
 	if (vigil_registry_add(&a->reg, w) < 0) {
 		char why[160];
@@ -270,18 +299,23 @@ static void on_register(struct vigil_action *a, const struct vigil_event *ev)
 		return;
 	}
 
-	struct vigil_verify_result vr;
-	vigil_verify_worker(a->seg->name, w->pid, w->registrar_pid, ev->pid_start_ticks, &vr);
-	w->verified = vr.verified;
-	struct vigil_command c = {.kind = VIGIL_CMD_WATCH, .slot = w->slot, .gen = w->gen, .fd = vr.pidfd};
-	if (vr.verified || vr.gone) {
-		if (!vigil_scanner_command(a->scanner, &c) && c.fd >= 0)
-			close(c.fd);
-	}
-	if (!vr.verified && !vr.gone) {
-		a->unverified_workers++;
-		vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_WARN, "worker %s (pid %d) not verified: %s", w->id, w->pid,
-			  vr.reason);
+	if (!vigil_restart_on_registered(a, w, ev)) {
+		struct vigil_verify_result vr;
+		vigil_verify_worker(a->seg->name, w->pid, w->registrar_pid, ev->pid_start_ticks, &vr);
+		w->verified = vr.verified;
+		if (vr.verified)
+			w->sig_pidfd = fcntl(vr.pidfd, F_DUPFD_CLOEXEC, 0); /* ours, to signal through */
+		struct vigil_command c = {.kind = VIGIL_CMD_WATCH, .slot = w->slot, .gen = w->gen, .fd = vr.pidfd};
+		if (vr.verified || vr.gone) {
+			if (!vigil_scanner_command(a->scanner, &c) && c.fd >= 0)
+				close(c.fd);
+		}
+		if (!vr.verified && !vr.gone) {
+			a->unverified_workers++;
+			vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_WARN, "worker %s (pid %d) not verified: %s", w->id,
+				  w->pid, vr.reason);
+		}
+		vigil_proc_cwd(w->pid, w->cwd, sizeof w->cwd);
 	}
 	/* Tell a waiting registrar (the shell emitter) that it may exit: the
 	 * one write vigild makes to a worker's line, once per registration. */
@@ -339,6 +373,7 @@ static void on_zombie(struct vigil_action *a, const struct vigil_event *ev)
 	char name[80];
 	if (spec_file_name(w, name, sizeof name) == 0)
 		note_write(a, vigil_fs_remove(a->active_fd, name), name);
+	vigil_restart_on_zombie(a, w);
 }
 
 static void on_gone(struct vigil_action *a, const struct vigil_event *ev)
@@ -376,6 +411,7 @@ static void on_gone(struct vigil_action *a, const struct vigil_event *ev)
 			  ev->slot, w->id);
 		spec_remove(a, w, false);
 	}
+	vigil_restart_on_exit(a, w, ev, ev->kind == VIGIL_EV_DETACHED);
 	vigil_registry_remove(&a->reg, w);
 }
 
@@ -426,6 +462,12 @@ static void handle_event(struct vigil_action *a, const struct vigil_event *ev)
 	case VIGIL_EV_TICK_LATE:
 		on_host(a, ev);
 		break;
+	case VIGIL_EV_FIRST_BEAT: {
+		struct vigil_worker *w = vigil_registry_at(&a->reg, ev->slot);
+		if (w != NULL && w->gen == ev->gen)
+			vigil_restart_on_first_beat(a, w);
+		break;
+	}
 	case VIGIL_EV_CLAIM_STALE:
 		vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_WARN,
 			  "slot %u was claimed but never published for %llu s: freed", ev->slot,
@@ -513,6 +555,7 @@ void vigil_action_snapshot(struct vigil_action *a, bool force)
 			spec_write(a, w, now_ms);
 	}
 	metrics_write(a, now_ms);
+	vigil_restart_write_metrics(a, now_ms);
 }
 
 /* ---- policies ------------------------------------------------------------------ */
@@ -532,6 +575,8 @@ int vigil_action_reload(struct vigil_action *a, const char *why)
 	} else {
 		if (warn[0] != '\0')
 			vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_WARN, "%s", warn);
+		if (memcmp(&hb, &a->hb, sizeof hb) == 0)
+			vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_INFO, "heartbeat policy reread (%s): unchanged", why);
 		if (memcmp(&hb, &a->hb, sizeof hb) != 0) {
 			struct vigil_heartbeat_policy *copy = malloc(sizeof *copy);
 			if (copy != NULL) {
@@ -631,9 +676,19 @@ int vigil_action_init(struct vigil_action *a, int home_fd, struct vigil_segment 
 	 * through /proc so that a symlink swapped in meanwhile is not used. */
 	char path[64];
 	snprintf(path, sizeof path, "/proc/self/fd/%d", a->config_fd);
-	if (inotify_add_watch(a->inofd, path, IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE) < 0)
+	a->ino_config_wd = inotify_add_watch(a->inofd, path, IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE);
+	if (a->ino_config_wd < 0)
 		vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_WARN,
 			  "cannot watch coordination/config for changes (%s): reload with SIGHUP", strerror(errno));
+	if ((rc = vigil_restart_init(a)) < 0)
+		return rc;
+	/* Queues and the history: a request is taken as soon as it lands
+	 * (and, failing inotify, at the next snapshot). */
+	int watched[] = {a->rs.queue_fd, a->rs.spawn_queue_fd, a->rs.control_queue_fd, a->rs.metrics_fd};
+	for (size_t i = 0; i < sizeof watched / sizeof watched[0]; i++) {
+		snprintf(path, sizeof path, "/proc/self/fd/%d", watched[i]);
+		inotify_add_watch(a->inofd, path, IN_CLOSE_WRITE | IN_MOVED_TO | IN_MODIFY | IN_CREATE);
+	}
 	a->snapshot_ns = hb->snapshot_ns;
 	struct itimerspec its = {.it_interval = {.tv_sec = (time_t)(hb->snapshot_ns / VIGIL_NS_PER_S),
 						 .tv_nsec = (long)(hb->snapshot_ns % VIGIL_NS_PER_S)}};
@@ -641,7 +696,8 @@ int vigil_action_init(struct vigil_action *a, int home_fd, struct vigil_segment 
 	if (timerfd_settime(a->snapfd, 0, &its, NULL) < 0)
 		return -errno;
 	if ((rc = add_fd(a->epfd, scanner->wakefd, TOK_WAKE)) < 0 || (rc = add_fd(a->epfd, a->sigfd, TOK_SIG)) < 0 ||
-	    (rc = add_fd(a->epfd, a->inofd, TOK_INO)) < 0 || (rc = add_fd(a->epfd, a->snapfd, TOK_SNAP)) < 0)
+	    (rc = add_fd(a->epfd, a->inofd, TOK_INO)) < 0 || (rc = add_fd(a->epfd, a->snapfd, TOK_SNAP)) < 0 ||
+	    (rc = add_fd(a->epfd, a->rs.timerfd, TOK_RESTART)) < 0)
 		return rc;
 	return 0;
 }
@@ -725,24 +781,37 @@ int vigil_action_run(struct vigil_action *a)
 			}
 			case TOK_INO: {
 				char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
-				bool relevant = false;
+				bool config = false, queues = false;
 				ssize_t len;
+				/* Bounded: the fd is non-blocking and drained. */
 				while ((len = read(a->inofd, buf, sizeof buf)) > 0) {
 					for (char *p = buf; p < buf + len;) {
 						struct inotify_event *ie = (struct inotify_event *)p;
-						if (ie->len > 0 && ie->name[0] != '.')
-							relevant = true;
+						if (ie->len > 0 && ie->name[0] != '.') {
+							if (ie->wd == a->ino_config_wd)
+								config = true;
+							else
+								queues = true;
+						}
 						p += sizeof *ie + ie->len;
 					}
 				}
-				if (relevant)
+				if (config)
 					vigil_action_reload(a, "file changed");
+				if (queues)
+					vigil_restart_poll(a);
 				break;
 			}
 			case TOK_SNAP:
 				drain_fd(a->snapfd);
 				vigil_action_drain(a);
+				vigil_restart_poll(a);
 				vigil_action_snapshot(a, false);
+				break;
+			case TOK_RESTART:
+				drain_fd(a->rs.timerfd);
+				vigil_action_drain(a);
+				vigil_restart_poll(a);
 				break;
 			default:
 				break;
@@ -759,6 +828,7 @@ void vigil_action_destroy(struct vigil_action *a)
 	for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
+	vigil_restart_destroy(a);
 	urcu_memb_barrier(); /* run pending frees of removed records */
 	vigil_registry_destroy(&a->reg);
 	memset(a, 0, sizeof *a);

@@ -19,6 +19,7 @@
 
 #include "policy.h"
 #include "registry.h"
+#include "restart.h"
 #include "scanner.h"
 #include "segment.h"
 
@@ -43,6 +44,8 @@ struct vigil_action {
 	uint64_t unverified_workers;
 	bool write_error_episode; /* log write failures once per episode */
 	bool stop;
+	int ino_config_wd;     /* inotify watch of coordination/config */
+	struct vigil_restart rs; /* spawning, restarts, breakers, cleanup */
 };
 
 /* Opens the coordination tree (which main created), the event logs and
@@ -67,6 +70,12 @@ int vigil_action_run(struct vigil_action *a);
 int vigil_action_reload(struct vigil_action *a, const char *why);
 
 void vigil_action_snapshot(struct vigil_action *a, bool force);
+
+/* Writes active/<id>.json for a worker just spawned, before the scanner has
+ * seen it register (then the full spec replaces it). */
+void vigil_action_spec_provisional(struct vigil_action *a, const char *id, const char *type, const char *task,
+				   const char *argv_json, const char *cwd, int32_t pid, uint32_t slot, uint64_t tokens,
+				   uint64_t now_ms);
 void vigil_action_destroy(struct vigil_action *a);
 
 #endif /* VIGIL_ACTION_H */

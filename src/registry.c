@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static unsigned long hash_id(const char *s)
 {
@@ -45,6 +46,13 @@ static void free_worker(struct rcu_head *head)
 	free(caa_container_of(head, struct vigil_worker, rcu));
 }
 
+static void close_fds(struct vigil_worker *w)
+{
+	if (w->sig_pidfd >= 0)
+		close(w->sig_pidfd);
+	w->sig_pidfd = -1;
+}
+
 void vigil_registry_destroy(struct vigil_registry *r)
 {
 	if (r->by_slot != NULL) {
@@ -56,6 +64,7 @@ void vigil_registry_destroy(struct vigil_registry *r)
 			cds_lfht_del(r->ht, &w->node);
 			urcu_memb_read_unlock();
 			r->by_slot[i] = NULL;
+			close_fds(w);
 			free(w);
 		}
 	}
@@ -97,6 +106,7 @@ void vigil_registry_remove(struct vigil_registry *r, struct vigil_worker *w)
 		r->by_slot[w->slot] = NULL;
 	if (rc == 0) {
 		r->count--;
+		close_fds(w);
 		urcu_memb_call_rcu(&w->rcu, free_worker);
 	}
 }

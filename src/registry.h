@@ -30,6 +30,7 @@ struct vigil_worker {
 	char type[65];
 	char task[65];
 	char command[512]; /* JSON array text of argv, from /proc/<pid>/cmdline */
+	char cwd[256];     /* its working directory, from /proc/<pid>/cwd */
 	uint64_t gen;
 	uint64_t created_unix_ms;
 	uint64_t last_seen_ms;
@@ -42,11 +43,29 @@ struct vigil_worker {
 	uint32_t missed;
 	uint8_t status;   /* enum vigil_worker_status */
 	bool verified;    /* identity verified: may be signalled through its pidfd */
+	bool spawned;     /* started by this vigild (restart.c owns its lineage) */
+	int sig_pidfd;    /* verified: our own pidfd to signal it through; else -1 */
+	uint64_t tokens;  /* token_budget.allocated */
+	uint32_t restart_attempt; /* restart.attempt in the spec */
+	/* ending it: SIGTERM sent at kill_sent_ms, SIGKILL due at kill_due_ms */
+	uint64_t kill_sent_ms, kill_due_ms;
+	uint8_t kill_why;       /* enum vigil_kill_why */
+	uint8_t kill_signal;    /* the last signal sent */
+	int16_t cleanup_idx;    /* pending cleanup request, or -1 */
 	/* what the spec file on disk says, to rewrite only on change */
 	bool spec_written;
 	uint8_t w_status;
 	uint32_t w_health, w_progress, w_missed;
 	uint64_t w_last_seen_ms;
+};
+
+enum vigil_kill_why {
+	VIGIL_KILL_NONE = 0,
+	VIGIL_KILL_CLEANUP,   /* vigilctl cleanup-zombies */
+	VIGIL_KILL_RESTART,   /* a restart request for a running worker */
+	VIGIL_KILL_ZOMBIE,    /* a zombie of a worker vigild restarts */
+	VIGIL_KILL_NO_BEAT,   /* restarted but silent past heartbeat_timeout */
+	VIGIL_KILL_DEADLINE,  /* past its spawn --timeout */
 };
 
 struct vigil_registry {

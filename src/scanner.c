@@ -523,8 +523,10 @@ void vigil_scanner_tick(struct vigil_scanner *s, uint64_t now_ns)
 	uint64_t t0 = vigil_mono_ns();
 	struct vigil_heartbeat_policy pol;
 	urcu_memb_read_lock();
-	/* One whole policy per tick: copy it out of the read-side section. */
-	pol = *rcu_dereference(s->policy);
+	/* One whole policy per tick: copy it out of the read-side section.
+	 * Acquire pairs with the release exchange in set_policy (C11, so that
+	 * TSan sees it too; rcu_dereference would be equivalent on x86). */
+	pol = *atomic_load_explicit(&s->policy, memory_order_acquire);
 	urcu_memb_read_unlock();
 	struct tick_ctx t = {.p = &pol, .real_ms = vigil_unix_ms()};
 
@@ -687,7 +689,7 @@ int vigil_scanner_init(struct vigil_scanner *s, struct vigil_segment *seg, const
 		return -ENOMEM;
 	}
 	*p = *policy;
-	rcu_assign_pointer(s->policy, p);
+	atomic_store_explicit(&s->policy, p, memory_order_release);
 	for (uint32_t i = 0; i < seg->slots; i++)
 		s->watch[i].pidfd = -1;
 	ck_ring_init(&s->ev_ring, VIGIL_EV_RING_SIZE);
@@ -714,7 +716,7 @@ int vigil_scanner_init(struct vigil_scanner *s, struct vigil_segment *seg, const
 
 int vigil_scanner_start(struct vigil_scanner *s)
 {
-	const struct vigil_heartbeat_policy *p = s->policy; /* thread not started yet */
+	const struct vigil_heartbeat_policy *p = atomic_load_explicit(&s->policy, memory_order_acquire);
 	struct itimerspec its = {
 		.it_interval = {.tv_sec = (time_t)(p->tick_ns / VIGIL_NS_PER_S),
 				.tv_nsec = (long)(p->tick_ns % VIGIL_NS_PER_S)},
@@ -736,7 +738,7 @@ void vigil_scanner_stop(struct vigil_scanner *s)
 
 void vigil_scanner_set_policy(struct vigil_scanner *s, struct vigil_heartbeat_policy *p)
 {
-	struct vigil_heartbeat_policy *old = rcu_xchg_pointer(&s->policy, p);
+	struct vigil_heartbeat_policy *old = atomic_exchange_explicit(&s->policy, p, memory_order_acq_rel);
 	/* Wait until no tick can still be reading the old copy. */
 	urcu_memb_synchronize_rcu();
 	free(old);
@@ -766,7 +768,7 @@ void vigil_scanner_destroy(struct vigil_scanner *s)
 	free(s->candidates);
 	free(s->ev_buf);
 	free(s->cmd_buf);
-	free(s->policy);
+	free(atomic_load_explicit(&s->policy, memory_order_relaxed));
 	memset(s, 0, sizeof *s);
 	s->epfd = s->timerfd = s->stopfd = s->wakefd = -1;
 }

@@ -153,7 +153,9 @@ struct vigil_scanner {
 	struct vigil_event *ev_buf;
 	struct ck_ring cmd_ring;
 	struct vigil_command *cmd_buf;
-	struct vigil_heartbeat_policy *policy; /* RCU-protected: rcu_dereference */
+	/* Published with a release exchange, read with acquire inside an RCU
+	 * read-side section; freed only after an RCU grace period. */
+	struct vigil_heartbeat_policy *_Atomic policy;
 	struct vigil_scan_metrics metrics;
 	int epfd, timerfd, stopfd, wakefd; /* wakefd: tells the action thread */
 	uint64_t tick_ns;                /* current timerfd period */

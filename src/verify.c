@@ -91,6 +91,19 @@ bool vigil_proc_maps_segment(int32_t pid, const char *shm_name)
 	return found;
 }
 
+void vigil_proc_cwd(int32_t pid, char *out, size_t out_len)
+{
+	char path[64];
+	out[0] = '\0';
+	if (pid <= 0 || out_len < 2)
+		return;
+	snprintf(path, sizeof path, "/proc/%d/cwd", (int)pid);
+	ssize_t n = readlink(path, out, out_len - 1);
+	out[n > 0 ? n : 0] = '\0';
+	if (n > 0 && ((size_t)n >= out_len - 1 || out[0] != '/'))
+		out[0] = '\0'; /* truncated or not a path: unknown */
+}
+
 void vigil_proc_cmdline_json(int32_t pid, char *out, size_t out_len)
 {
 	char buf[4096];

@@ -36,6 +36,8 @@ uint64_t vigil_proc_start_ticks(int32_t pid);
 int32_t vigil_proc_ppid(int32_t pid);
 /* Does /proc/<pid>/maps show /dev/shm<shm_name>?  Bounded read. */
 bool vigil_proc_maps_segment(int32_t pid, const char *shm_name);
+/* The working directory of pid into out ("" when unknown). */
+void vigil_proc_cwd(int32_t pid, char *out, size_t out_len);
 /* argv of pid as a compact JSON array text into out ("[]" when unknown). */
 void vigil_proc_cmdline_json(int32_t pid, char *out, size_t out_len);
 

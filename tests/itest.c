@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include "itest.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -176,7 +177,9 @@ void itest_teardown(void)
 
 const char *itest_path(const struct itest_home *h, const char *rel, char *buf)
 {
-	snprintf(buf, ITEST_PATH_MAX, "%s/%s", h->dir, rel);
+	int n = snprintf(buf, ITEST_PATH_MAX, "%s/%s", h->dir, rel);
+	if (n < 0 || n >= ITEST_PATH_MAX)
+		fail_msg("itest: path too long: %s/%s", h->dir, rel);
 	return buf;
 }
 
@@ -314,7 +317,7 @@ void itest_home_create(struct itest_home *h)
 	snprintf(h->shm, sizeof h->shm, "/vigil-it-%d-%u", (int)getpid(), home_counter++);
 	shm_unlink(h->shm); /* a leftover of a crashed run with a recycled pid */
 	itest_track_segment(h->shm);
-	snprintf(h->pidfile, sizeof h->pidfile, "%s/vigild.pid", h->dir);
+	itest_path(h, "vigild.pid", h->pidfile);
 	char p[ITEST_PATH_MAX];
 	mkdir_p(itest_path(h, "coordination/config", p));
 	/* vigild's defaults until a test writes its policy. */
@@ -800,4 +803,39 @@ int64_t itest_int(const json_t *obj, const char *key)
 		fail_msg("itest: member '%s' missing or not an integer in %s", key, s != NULL ? s : "?");
 	}
 	return (int64_t)json_integer_value(v);
+}
+
+int itest_sanitizer_reports(const struct itest_home *h)
+{
+	static const char *const marks[] = {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+					    "WARNING: ThreadSanitizer", "runtime error:"};
+	if (h->dir[0] == '\0')
+		return 0;
+	DIR *d = opendir(h->dir);
+	if (d == NULL)
+		return 0;
+	int bad = 0;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		const char *n = de->d_name;
+		size_t len = strlen(n);
+		bool ours = strcmp(n, "vigild.out") == 0 ||
+			    (strncmp(n, "worker-", 7) == 0 && len > 4 && strcmp(n + len - 4, ".err") == 0) ||
+			    (strncmp(n, "bash-", 5) == 0 && len > 4 && strcmp(n + len - 4, ".out") == 0);
+		if (!ours)
+			continue;
+		char *s = itest_read_file(h, n);
+		if (s == NULL)
+			continue;
+		for (size_t i = 0; i < sizeof marks / sizeof marks[0]; i++) {
+			if (strstr(s, marks[i]) != NULL) {
+				fprintf(stderr, "itest: sanitizer report in %s/%s:\n%s\n", h->dir, n, s);
+				bad++;
+				break;
+			}
+		}
+		free(s);
+	}
+	closedir(d);
+	return bad;
 }

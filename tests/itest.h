@@ -160,6 +160,13 @@ int64_t itest_int(const json_t *obj, const char *key);
 
 /* ---- cleanup ------------------------------------------------------------------- */
 
+/* Scans what the processes of h printed (vigild.out, worker-*.err,
+ * bash-*.out) for sanitizer reports (AddressSanitizer, LeakSanitizer,
+ * ThreadSanitizer, UBSan "runtime error:"); prints each file that has one
+ * to stderr and returns how many did.  A ThreadSanitizer race does not
+ * stop vigild, so a test's teardown calls this to fail the test on it. */
+int itest_sanitizer_reports(const struct itest_home *h);
+
 /* Kills and reaps every process started, unlinks every segment, removes
  * every home.  Idempotent; safe from atexit(). */
 void itest_teardown(void);

@@ -28,6 +28,12 @@ if ((${#missing[@]})); then
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-cmake -S "$root" -B "$build" -DVIGIL_WERROR=ON "$@" >/dev/null
-cmake --build "$build" -j"$(nproc)" >/dev/null
+log="$(mktemp)"
+if ! { cmake -S "$root" -B "$build" -DVIGIL_WERROR=ON "$@" && cmake --build "$build" -j"$(nproc)"; } >"$log" 2>&1; then
+    cat "$log" >&2
+    rm -f "$log"
+    echo "setup: build failed in $build" >&2
+    exit 1
+fi
+rm -f "$log"
 echo "setup: built into $build" >&2

@@ -16,7 +16,9 @@
  * Exit codes: 0 ok, 1 failure, 2 usage.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
@@ -25,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -38,6 +41,19 @@
 #define VIGILCTL_SHM_MODE 0600
 /* How long `emit` waits for vigild to verify a new registration. */
 #define VIGILCTL_ACK_WAIT_MS 2000
+/* Requests to vigild: poll period, and how long `spawn --wait` and the
+ * control requests wait by default. */
+#define VIGILCTL_POLL_MS 20
+#define VIGILCTL_SPAWN_WAIT_S 10
+#define VIGILCTL_CONTROL_WAIT_S 15.0
+/* Generated worker ids: worker-<type>-<NNN>, NNN in 1..this. */
+#define VIGILCTL_ID_NUM_MAX 100000
+/* vigild's limits on a spawn request: argument count and length, file size. */
+#define VIGILCTL_CMD_ARGS_MAX 256
+#define VIGILCTL_CMD_ARG_BYTES_MAX 4096
+#define VIGILCTL_REQUEST_BYTES_MAX 65536
+/* Largest file vigilctl reads from coordination/. */
+#define VIGILCTL_FILE_MAX (1u << 20)
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
@@ -60,15 +76,30 @@ struct cmd {
 
 static int cmd_status(int argc, char **argv, struct common *c);
 static int cmd_emit(int argc, char **argv, struct common *c);
+static int cmd_spawn(int argc, char **argv, struct common *c);
+static int cmd_restart(int argc, char **argv, struct common *c);
+static int cmd_cleanup(int argc, char **argv, struct common *c);
+static int cmd_breakers(int argc, char **argv, struct common *c);
+static int cmd_breaker(int argc, char **argv, struct common *c);
 
-/* Subcommands.  Only what works is listed; spawn, restart,
- * cleanup-zombies, breakers, breaker, metrics, top and check go here when
- * they are written. */
+/* Subcommands.  Only what works is listed; metrics, top and check go here
+ * when they are written. */
 static const struct cmd cmds[] = {
 	{"status", cmd_status, "[--json] [--home DIR] [--shm NAME]",
 	 "list live workers: HEALTH% | ID | LAST_SEEN | TYPE | PID | STATE"},
 	{"emit", cmd_emit, "[--pid PID] [--type T] [--task-id X] [--home DIR] [--shm NAME] ID HEALTH PROGRESS",
 	 "publish one heartbeat for a worker that cannot include vigil.h"},
+	{"spawn", cmd_spawn,
+	 "--type T --task-id X [--timeout S] [--tokens N] [--cwd DIR] [--id ID] [--wait] [--home DIR] [--shm NAME] -- CMD [ARGS...]",
+	 "queue a new worker for vigild to start; prints its worker id"},
+	{"restart", cmd_restart, "[--reason R] [--type T] [--task-id X] [--home DIR] [--shm NAME] ID",
+	 "queue a restart request for worker ID; prints the request file"},
+	{"cleanup-zombies", cmd_cleanup, "[--wait-seconds W] [--json] [--home DIR] [--shm NAME] [ID]",
+	 "ask vigild to end zombie workers (all, or ID) and return their tokens"},
+	{"breakers", cmd_breakers, "[--json] [--home DIR] [--shm NAME]",
+	 "list circuit breakers: TYPE: STATE (N failures)"},
+	{"breaker", cmd_breaker, "reset [--wait-seconds W] [--json] [--home DIR] [--shm NAME] TYPE",
+	 "ask vigild to close the circuit breaker of worker type TYPE"},
 };
 #define NCMDS (sizeof cmds / sizeof cmds[0])
 
@@ -82,7 +113,7 @@ static void usage_main(FILE *out)
 		"\n"
 		"commands:\n");
 	for (size_t i = 0; i < NCMDS; i++)
-		fprintf(out, "  %-8s %s\n", cmds[i].name, cmds[i].help);
+		fprintf(out, "  %-16s %s\n", cmds[i].name, cmds[i].help);
 	fprintf(out,
 		"\n"
 		"Every command takes --home DIR (else $COMMIT_RELAY_HOME, else the current\n"
@@ -750,6 +781,1365 @@ static int cmd_emit(int argc, char **argv, struct common *c)
 	}
 	/* Not vigil_detach(): the worker stays registered after we exit. */
 	vigil_segment_close(&seg);
+	return rc;
+}
+
+/* ---- requests to vigild: files under the home -------------------------- */
+
+/*
+ * vigilctl never talks to vigild directly: it drops a JSON file into a
+ * queue directory of coordination/ and, for the commands that report an
+ * outcome, polls for vigild's answer file.  A request left while vigild is
+ * down is carried out when it starts.  Every file is published whole (temp
+ * file named ".<name>.tmp.<pid>.<seq>" in the same directory, fsync, then
+ * linkat or renameat), so vigild never reads half a request; it must skip
+ * names starting with '.'.
+ */
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* Opens rel (e.g. "coordination/spawn/queue") under the home, never
+ * following a symbolic link below the home; creates it when asked.  An fd
+ * or -errno. */
+static int open_home_dir(const struct common *c, const char *rel, bool create)
+{
+	int home = open(c->home, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (home < 0)
+		return -errno;
+	int fd = vigil_fs_open_dir(home, rel, create);
+	close(home);
+	return fd;
+}
+
+/* Like open_home_dir with create, printing one error line on failure. */
+static int open_queue_dir(const char *cmd, const struct common *c, const char *rel)
+{
+	int fd = open_home_dir(c, rel, true);
+	if (fd < 0)
+		fprintf(stderr, "vigilctl %s: cannot open %s/%s: %s%s\n", cmd, c->home, rel, strerror(-fd),
+			fd == -ENOTDIR ? " (or a component is a symbolic link)" : "");
+	return fd;
+}
+
+/* True when name exists in dirfd (any type, not followed). */
+static bool exists_at(int dirfd, const char *name)
+{
+	struct stat st;
+	return dirfd >= 0 && fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+/*
+ * Publishes doc (compact JSON and a newline) as name in dirfd: written to
+ * a temp file in the same directory and fsync'd, then linked to name with
+ * linkat() when exclusive (so the call fails with -EEXIST, leaving the
+ * existing file alone, when name is taken), else renamed over name.  The
+ * temp name is unlinked in every case.  0 or -errno.
+ */
+static int publish_json(int dirfd, const char *name, const json_t *doc, bool exclusive)
+{
+	static unsigned long seq;
+	char tmp[512];
+	int n = snprintf(tmp, sizeof tmp, ".%s.tmp.%d.%lu", name, (int)getpid(), seq++);
+	if (n < 0 || (size_t)n >= sizeof tmp)
+		return -ENAMETOOLONG;
+	char *txt = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	if (txt == NULL)
+		return -ENOMEM;
+	size_t len = strlen(txt);
+	char *line = realloc(txt, len + 2);
+	if (line == NULL) {
+		free(txt);
+		return -ENOMEM;
+	}
+	line[len++] = '\n';
+	line[len] = '\0';
+
+	int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		int e = -errno;
+		free(line);
+		return e;
+	}
+	int rc = 0;
+	const char *p = line;
+	size_t left = len;
+	/* Bounded: each pass writes at least one byte or fails. */
+	while (left > 0) {
+		ssize_t w = write(fd, p, left);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			rc = w < 0 ? -errno : -EIO;
+			break;
+		}
+		p += w;
+		left -= (size_t)w;
+	}
+	free(line);
+	/* Durable: a request must survive a crash once we said it is queued. */
+	if (rc == 0 && fsync(fd) < 0)
+		rc = -errno;
+	if (close(fd) < 0 && rc == 0)
+		rc = -errno;
+	if (rc == 0) {
+		if (exclusive) {
+			if (linkat(dirfd, tmp, dirfd, name, 0) < 0)
+				rc = -errno;
+			unlinkat(dirfd, tmp, 0);
+		} else if (renameat(dirfd, tmp, dirfd, name) < 0) {
+			rc = -errno;
+			unlinkat(dirfd, tmp, 0);
+		}
+	} else {
+		unlinkat(dirfd, tmp, 0);
+	}
+	if (rc == 0)
+		fsync(dirfd); /* the new name; best effort */
+	return rc;
+}
+
+/* Reads name in dirfd as a JSON object into *out.  0; -ENOENT when it is
+ * missing; another -errno, or -EBADMSG when it is not a JSON object, with
+ * why set. */
+static int load_object(int dirfd, const char *name, json_t **out, char *why, size_t why_len)
+{
+	*out = NULL;
+	char *buf;
+	size_t n;
+	int rc = vigil_fs_read(dirfd, name, VIGILCTL_FILE_MAX, &buf, &n);
+	if (rc < 0) {
+		if (rc == -EFBIG)
+			snprintf(why, why_len, "larger than %u bytes", VIGILCTL_FILE_MAX);
+		else if (rc == -ELOOP)
+			snprintf(why, why_len, "is a symbolic link");
+		else if (rc == -EINVAL)
+			snprintf(why, why_len, "not a regular file");
+		else
+			snprintf(why, why_len, "%s", strerror(-rc));
+		return rc;
+	}
+	json_error_t e;
+	json_t *j = json_loadb(buf, n, 0, &e);
+	free(buf);
+	if (j == NULL) {
+		snprintf(why, why_len, "invalid JSON (line %d: %s)", e.line, e.text);
+		return -EBADMSG;
+	}
+	if (!json_is_object(j)) {
+		json_decref(j);
+		snprintf(why, why_len, "not a JSON object");
+		return -EBADMSG;
+	}
+	*out = j;
+	return 0;
+}
+
+/* A printable copy of an untrusted string (a message vigild or someone
+ * else wrote): control characters become '?'; truncated to fit. */
+static const char *safe_text(const char *s, char *out, size_t len)
+{
+	size_t o = 0;
+	for (; s != NULL && *s != '\0' && o + 1 < len; s++) {
+		unsigned char ch = (unsigned char)*s;
+		out[o++] = (ch < 0x20 || ch == 0x7f) ? '?' : (char)ch;
+	}
+	out[o] = '\0';
+	return out;
+}
+
+/* A string member of obj, or NULL. */
+static const char *obj_str(const json_t *obj, const char *key)
+{
+	return json_string_value(json_object_get(obj, key));
+}
+
+/*
+ * Whether a vigild supervises this home's segment: 1 yes (pid in *pid),
+ * 0 no (no segment, supervisor_pid 0, or that process is gone or is not a
+ * vigild - a pid left behind by a vigild that was killed may have been
+ * reused), -1 cannot tell (why set).  Only the pid is read from the
+ * segment, and it is only probed with kill(pid, 0).
+ */
+static int vigild_running(const struct common *c, pid_t *pid, char *why, size_t why_len)
+{
+	struct vigil_segment seg;
+	char err[768] = "";
+	*pid = 0;
+	/* Read-only probe: accept a group-shared segment too. */
+	int rc = vigil_segment_open(&seg, c->shm, 1, 0770, false, false, err, sizeof err);
+	if (rc == -ENOENT)
+		return 0;
+	if (rc < 0) {
+		snprintf(why, why_len, "%s", err[0] != '\0' ? err : vigil_strerror(rc));
+		return -1;
+	}
+	uint64_t sp = atomic_load_explicit(&seg.hdr->supervisor_pid, memory_order_acquire);
+	vigil_segment_close(&seg);
+	if (sp <= 1 || sp > INT_MAX || !pid_alive(sp))
+		return 0;
+	char path[64], comm[64] = "";
+	snprintf(path, sizeof path, "/proc/%d/comm", (int)sp);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		ssize_t n = read(fd, comm, sizeof comm - 1);
+		close(fd);
+		comm[n > 0 ? n : 0] = '\0';
+		if (strncmp(comm, "vigild", 6) != 0)
+			return 0;
+	}
+	*pid = (pid_t)sp;
+	return 1;
+}
+
+/* Strict decimal number: finite, in [lo, hi]. */
+static bool parse_seconds(const char *s, double lo, double hi, double *out)
+{
+	if (s == NULL || *s == '\0')
+		return false;
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno != 0 || *end != '\0' || !(v >= lo && v <= hi))
+		return false;
+	*out = v;
+	return true;
+}
+
+/* A JSON number for v: an integer when v is whole. */
+static json_t *json_seconds(double v)
+{
+	if (v >= 0 && v < 9e15 && (double)(long long)v == v)
+		return json_integer((json_int_t)v);
+	return json_real(v);
+}
+
+/* ---- spawn ------------------------------------------------------------- */
+
+/*
+ * Marks in used[] (VIGILCTL_ID_NUM_MAX + 1 entries) every N for which
+ * dirfd holds "<prefix>N.json" with N written as "%03ld" would write it.
+ * A missing directory (dirfd < 0) marks nothing.
+ */
+static void mark_used(int dirfd, const char *prefix, unsigned char *used)
+{
+	if (dirfd < 0)
+		return;
+	int fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	DIR *d = fdopendir(fd);
+	if (d == NULL) {
+		close(fd);
+		return;
+	}
+	size_t plen = strlen(prefix);
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		const char *nm = de->d_name;
+		size_t len = strlen(nm);
+		if (len <= plen + 5 || strncmp(nm, prefix, plen) != 0 || strcmp(nm + len - 5, ".json") != 0)
+			continue;
+		char digits[16];
+		size_t dl = len - plen - 5;
+		if (dl >= sizeof digits)
+			continue;
+		memcpy(digits, nm + plen, dl);
+		digits[dl] = '\0';
+		long v;
+		char canon[16];
+		if (!parse_int(digits, 1, VIGILCTL_ID_NUM_MAX, &v))
+			continue;
+		snprintf(canon, sizeof canon, "%03ld", v);
+		if (strcmp(canon, digits) == 0)
+			used[v] = 1;
+	}
+	closedir(d);
+}
+
+/* The spawn request, or NULL (out of memory, a string that is not UTF-8,
+ * or a document larger than vigild reads: *too_big then). */
+static json_t *spawn_doc(const char *id, const char *type, const char *task, json_t *command, const char *cwd,
+			 long tokens, bool has_timeout, double timeout, uint64_t now_ms, bool *too_big)
+{
+	char iso[21];
+	vigil_iso8601(now_ms, iso);
+	*too_big = false;
+	json_t *doc = json_pack("{s:s, s:s, s:s, s:O, s:s, s:I, s:o, s:s, s:I}", "worker_id", id, "worker_type", type,
+			 "task_id", task, "command", command, "cwd", cwd, "tokens", (json_int_t)tokens,
+			 "timeout_seconds", has_timeout ? json_seconds(timeout) : json_null(), "created_at", iso,
+			 "created_at_ms", (json_int_t)now_ms);
+	if (doc != NULL && json_dumpb(doc, NULL, 0, JSON_COMPACT) + 1 > VIGILCTL_REQUEST_BYTES_MAX) {
+		json_decref(doc);
+		*too_big = true;
+		return NULL;
+	}
+	return doc;
+}
+
+static void spawn_doc_error(bool too_big, const char *cwd)
+{
+	char rb[300];
+	if (too_big)
+		fprintf(stderr, "vigilctl spawn: the request would exceed the %d bytes vigild reads; shorten the command\n",
+			VIGILCTL_REQUEST_BYTES_MAX);
+	else
+		fprintf(stderr, "vigilctl spawn: cannot build the request (working directory '%s' is not valid UTF-8?)\n",
+			render_arg(cwd, rb, sizeof rb));
+}
+
+/* Inode and mtime of a file, to tell a fresh answer from an old one. */
+struct fstamp {
+	bool present;
+	dev_t dev;
+	ino_t ino;
+	struct timespec mtime;
+};
+
+static struct fstamp stamp_at(int dirfd, const char *name)
+{
+	struct fstamp f;
+	struct stat st;
+	memset(&f, 0, sizeof f);
+	if (dirfd >= 0 && fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		f.present = true;
+		f.dev = st.st_dev;
+		f.ino = st.st_ino;
+		f.mtime = st.st_mtim;
+	}
+	return f;
+}
+
+static bool stamp_same(const struct fstamp *a, const struct fstamp *b)
+{
+	return a->present == b->present && a->dev == b->dev && a->ino == b->ino &&
+	       a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec;
+}
+
+/*
+ * --wait: until vigild has started the worker (its spec appears in
+ * worker-specs/active/ - or already in zombie/), or has consumed the
+ * request and reported a failure in spawn/failed/<id>.json (one that was
+ * not there, or not that file, before we queued).
+ */
+static int spawn_wait(const struct common *c, int queue_fd, const char *id, const char *file,
+		      const struct fstamp *failed_before, const struct fstamp *rejected_before)
+{
+	int rejected_fd = open_home_dir(c, "coordination/restart/rejected", true);
+	char reason_name[192];
+	snprintf(reason_name, sizeof reason_name, "%s.reason", file);
+	int active_fd = open_home_dir(c, "coordination/worker-specs/active", true);
+	int zombie_fd = open_home_dir(c, "coordination/worker-specs/zombie", true);
+	int failed_fd = open_home_dir(c, "coordination/spawn/failed", true);
+	int rc = EXIT_FAIL;
+	uint64_t deadline = vigil_mono_ns() + (uint64_t)VIGILCTL_SPAWN_WAIT_S * VIGIL_NS_PER_S;
+	char why[512];
+	for (unsigned polls = 0;; polls++) {
+		if (exists_at(active_fd, file) || exists_at(zombie_fd, file)) {
+			rc = EXIT_OK;
+			break;
+		}
+		if (!exists_at(queue_fd, file)) {
+			struct fstamp now = stamp_at(failed_fd, file);
+			if (now.present && !stamp_same(&now, failed_before)) {
+				json_t *f = NULL;
+				char msg[1024];
+				int lr = load_object(failed_fd, file, &f, why, sizeof why);
+				if (lr == 0) {
+					const char *m = obj_str(f, "message");
+					fprintf(stderr, "vigilctl spawn: vigild could not start worker %s: %s\n", id,
+						safe_text(m != NULL ? m : "(no message)", msg, sizeof msg));
+					json_decref(f);
+				} else {
+					fprintf(stderr,
+						"vigilctl spawn: vigild could not start worker %s (coordination/spawn/failed/%s: %s)\n",
+						id, file, why);
+				}
+				break;
+			}
+			/* A malformed request is moved to restart/rejected/ with
+			 * "<file>.reason" beside it. */
+			now = stamp_at(rejected_fd, reason_name);
+			if (now.present && !stamp_same(&now, rejected_before)) {
+				char *txt = NULL, msg[1024];
+				size_t tl;
+				if (vigil_fs_read(rejected_fd, reason_name, 4096, &txt, &tl) == 0) {
+					txt[strcspn(txt, "\n")] = '\0';
+					fprintf(stderr, "vigilctl spawn: vigild rejected the request for %s: %s\n", id,
+						safe_text(txt, msg, sizeof msg));
+					free(txt);
+				} else {
+					fprintf(stderr, "vigilctl spawn: vigild rejected the request for %s (see "
+							"coordination/restart/rejected/%s)\n", id, reason_name);
+				}
+				break;
+			}
+		}
+		if (polls % 25 == 24) { /* every half second: is vigild still there? */
+			pid_t pid;
+			if (vigild_running(c, &pid, why, sizeof why) == 0) {
+				fprintf(stderr, "vigilctl: vigild is not running; the spawn request stays queued\n");
+				break;
+			}
+		}
+		if (vigil_mono_ns() >= deadline) {
+			if (exists_at(queue_fd, file))
+				fprintf(stderr,
+					"vigilctl spawn: vigild did not take the request for %s within %d s; it stays queued\n",
+					id, VIGILCTL_SPAWN_WAIT_S);
+			else
+				fprintf(stderr,
+					"vigilctl spawn: vigild took the request for %s but worker-specs/active/%s did not "
+					"appear within %d s\n",
+					id, file, VIGILCTL_SPAWN_WAIT_S);
+			break;
+		}
+		sleep_ms(VIGILCTL_POLL_MS);
+	}
+	if (active_fd >= 0)
+		close(active_fd);
+	if (zombie_fd >= 0)
+		close(zombie_fd);
+	if (failed_fd >= 0)
+		close(failed_fd);
+	if (rejected_fd >= 0)
+		close(rejected_fd);
+	return rc;
+}
+
+static int cmd_spawn(int argc, char **argv, struct common *c)
+{
+	static const struct option opts[] = {
+		{"type", required_argument, NULL, 't'},
+		{"task-id", required_argument, NULL, 'k'},
+		{"timeout", required_argument, NULL, 'T'},
+		{"tokens", required_argument, NULL, 'n'},
+		{"cwd", required_argument, NULL, 'C'},
+		{"id", required_argument, NULL, 'i'},
+		{"wait", no_argument, NULL, 'w'},
+		{"home", required_argument, NULL, 'H'},
+		{"shm", required_argument, NULL, 'S'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const struct cmd *self = find_cmd("spawn");
+	const char *type = NULL, *task = NULL, *timeout_s = NULL, *tokens_s = NULL, *cwd_arg = NULL, *id_arg = NULL;
+	bool wait = false;
+	char rb[300];
+	int opt;
+	optind = 0;
+	opterr = 0;
+	/* '+': options stop at CMD even without "--". */
+	while ((opt = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 't': type = optarg; break;
+		case 'k': task = optarg; break;
+		case 'T': timeout_s = optarg; break;
+		case 'n': tokens_s = optarg; break;
+		case 'C': cwd_arg = optarg; break;
+		case 'i': id_arg = optarg; break;
+		case 'w': wait = true; break;
+		case 'H': c->home_arg = optarg; break;
+		case 'S': c->shm_arg = optarg; break;
+		case 'h':
+			usage_cmd(stdout, self);
+			printf("\n"
+			       "Writes coordination/spawn/queue/<worker_id>.json; vigild starts the worker\n"
+			       "when it reads it (at once if running, else when it starts), watches it, and\n"
+			       "restarts it with the same command, type and task.  Prints the worker id.\n"
+			       "\n"
+			       "  --type T       worker type (required)\n"
+			       "  --task-id X    task id (required)\n"
+			       "  --timeout S    seconds the worker may run (number > 0; default none)\n"
+			       "  --tokens N     token budget to allocate (integer >= 0; default 0)\n"
+			       "  --cwd DIR      working directory (default: the current one)\n"
+			       "  --id ID        worker id (default: worker-<T>-<NNN>, the first free NNN)\n"
+			       "  --wait         wait up to %d s until vigild has started the worker;\n"
+			       "                 exit 1 if it failed, is not running, or did not answer\n"
+			       "\n"
+			       "Ids, types and task ids: [A-Za-z0-9._-]{1,64}, not starting with '.'.\n",
+			       VIGILCTL_SPAWN_WAIT_S);
+			return EXIT_OK;
+		default: return bad_option("spawn", opt, argv);
+		}
+	}
+	if (type == NULL || task == NULL) {
+		fprintf(stderr, "vigilctl spawn: --type and --task-id are required (see vigilctl spawn --help)\n");
+		return EXIT_USAGE;
+	}
+	if (!vigil_id_valid(type)) {
+		fprintf(stderr, "vigilctl spawn: invalid worker type '%s': want [A-Za-z0-9._-]{1,64}, not starting with '.'\n",
+			render_arg(type, rb, sizeof rb));
+		return EXIT_USAGE;
+	}
+	if (!vigil_id_valid(task)) {
+		fprintf(stderr, "vigilctl spawn: invalid task id '%s': want [A-Za-z0-9._-]{1,64}, not starting with '.'\n",
+			render_arg(task, rb, sizeof rb));
+		return EXIT_USAGE;
+	}
+	if (id_arg != NULL && !vigil_id_valid(id_arg)) {
+		fprintf(stderr, "vigilctl spawn: invalid worker id '%s': want [A-Za-z0-9._-]{1,64}, not starting with '.'\n",
+			render_arg(id_arg, rb, sizeof rb));
+		return EXIT_USAGE;
+	}
+	double timeout = 0;
+	if (timeout_s != NULL && (!parse_seconds(timeout_s, 0, 1e9, &timeout) || timeout <= 0)) {
+		fprintf(stderr, "vigilctl spawn: invalid --timeout '%s': want a number of seconds > 0\n",
+			render_arg(timeout_s, rb, sizeof rb));
+		return EXIT_USAGE;
+	}
+	long tokens = 0;
+	if (tokens_s != NULL && !parse_int(tokens_s, 0, LONG_MAX, &tokens)) {
+		fprintf(stderr, "vigilctl spawn: invalid --tokens '%s': want an integer >= 0\n",
+			render_arg(tokens_s, rb, sizeof rb));
+		return EXIT_USAGE;
+	}
+	if (optind >= argc) {
+		fprintf(stderr, "vigilctl spawn: no command given: want -- CMD [ARGS...] (see vigilctl spawn --help)\n");
+		return EXIT_USAGE;
+	}
+	if (argv[optind][0] == '\0') {
+		fprintf(stderr, "vigilctl spawn: the command is an empty string\n");
+		return EXIT_USAGE;
+	}
+	if (argc - optind > VIGILCTL_CMD_ARGS_MAX) {
+		fprintf(stderr, "vigilctl spawn: the command has %d words; vigild accepts at most %d\n", argc - optind,
+			VIGILCTL_CMD_ARGS_MAX);
+		return EXIT_USAGE;
+	}
+	json_t *command = json_array();
+	if (command == NULL) {
+		fprintf(stderr, "vigilctl spawn: out of memory\n");
+		return EXIT_FAIL;
+	}
+	for (int i = optind; i < argc; i++) {
+		if (strlen(argv[i]) > VIGILCTL_CMD_ARG_BYTES_MAX) {
+			fprintf(stderr, "vigilctl spawn: command argument %d is %zu bytes long; vigild accepts at most %d\n",
+				i - optind, strlen(argv[i]), VIGILCTL_CMD_ARG_BYTES_MAX);
+			json_decref(command);
+			return EXIT_USAGE;
+		}
+		json_t *a = json_string(argv[i]);
+		if (a == NULL) {
+			fprintf(stderr, "vigilctl spawn: command argument %d '%s' is not valid UTF-8\n", i - optind,
+				render_arg(argv[i], rb, sizeof rb));
+			json_decref(command);
+			return EXIT_USAGE;
+		}
+		json_array_append_new(command, a);
+	}
+
+	/* The working directory, absolute and resolved. */
+	char *cwd = realpath(cwd_arg != NULL ? cwd_arg : ".", NULL);
+	struct stat st;
+	if (cwd == NULL || stat(cwd, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		int e = cwd == NULL ? errno : ENOTDIR;
+		fprintf(stderr, "vigilctl spawn: working directory '%s': %s\n",
+			cwd_arg != NULL ? cwd_arg : ".", strerror(e));
+		free(cwd);
+		json_decref(command);
+		return EXIT_FAIL;
+	}
+	int rc = resolve(c);
+	if (rc != EXIT_OK) {
+		free(cwd);
+		json_decref(command);
+		return rc;
+	}
+	int queue_fd = open_queue_dir("spawn", c, "coordination/spawn/queue");
+	if (queue_fd < 0) {
+		free(cwd);
+		json_decref(command);
+		return EXIT_FAIL;
+	}
+	int active_fd = open_home_dir(c, "coordination/worker-specs/active", false);
+	int zombie_fd = open_home_dir(c, "coordination/worker-specs/zombie", false);
+	int failed_fd = open_home_dir(c, "coordination/spawn/failed", false);
+	int rejected_fd = open_home_dir(c, "coordination/restart/rejected", false);
+
+	char id[128] = "", file[160];
+	struct fstamp failed_before, rejected_before;
+	char reason_name[192];
+	memset(&failed_before, 0, sizeof failed_before);
+	memset(&rejected_before, 0, sizeof rejected_before);
+	rc = EXIT_FAIL;
+	if (id_arg != NULL) {
+		snprintf(id, sizeof id, "%s", id_arg);
+		snprintf(file, sizeof file, "%s.json", id);
+		if (exists_at(active_fd, file) || exists_at(zombie_fd, file)) {
+			fprintf(stderr, "vigilctl spawn: worker %s already exists (coordination/worker-specs/%s/%s)\n", id,
+				exists_at(active_fd, file) ? "active" : "zombie", file);
+			goto out;
+		}
+		failed_before = stamp_at(failed_fd, file);
+		snprintf(reason_name, sizeof reason_name, "%s.reason", file);
+		rejected_before = stamp_at(rejected_fd, reason_name);
+		uint64_t now = vigil_unix_ms();
+		bool too_big;
+		json_t *doc = spawn_doc(id, type, task, command, cwd, tokens, timeout_s != NULL, timeout, now, &too_big);
+		if (doc == NULL) {
+			spawn_doc_error(too_big, cwd);
+			goto out;
+		}
+		int pr = publish_json(queue_fd, file, doc, true);
+		json_decref(doc);
+		if (pr == -EEXIST) {
+			fprintf(stderr, "vigilctl spawn: a spawn request for worker %s is already queued "
+					"(coordination/spawn/queue/%s)\n", id, file);
+			goto out;
+		}
+		if (pr < 0) {
+			fprintf(stderr, "vigilctl spawn: cannot write coordination/spawn/queue/%s: %s\n", file,
+				strerror(-pr));
+			goto out;
+		}
+	} else {
+		/* The smallest free worker-<T>-<NNN>.  Concurrent spawns may pick
+		 * the same number: linkat() lets exactly one of them have it,
+		 * and the others move on to the next. */
+		char prefix[VIGIL_ID_MAX + 16];
+		snprintf(prefix, sizeof prefix, "worker-%s-", type);
+		if (strlen(prefix) + 3 > VIGIL_ID_MAX) {
+			fprintf(stderr, "vigilctl spawn: worker type '%s' is too long for a generated id (%s<NNN> exceeds %d "
+					"characters); give --id\n", type, prefix, VIGIL_ID_MAX);
+			goto out;
+		}
+		unsigned char *used = calloc(VIGILCTL_ID_NUM_MAX + 1, 1);
+		if (used == NULL) {
+			fprintf(stderr, "vigilctl spawn: out of memory\n");
+			goto out;
+		}
+		mark_used(active_fd, prefix, used);
+		mark_used(zombie_fd, prefix, used);
+		mark_used(queue_fd, prefix, used);
+		bool done = false, reported = false;
+		for (long n = 1; n <= VIGILCTL_ID_NUM_MAX && !done; n++) {
+			if (used[n])
+				continue;
+			char cand[128];
+			snprintf(cand, sizeof cand, "%s%03ld", prefix, n);
+			if (!vigil_id_valid(cand))
+				break; /* too long from here on */
+			snprintf(file, sizeof file, "%s.json", cand);
+			/* Looked again: vigild may have started one meanwhile. */
+			if (exists_at(active_fd, file) || exists_at(zombie_fd, file))
+				continue;
+			failed_before = stamp_at(failed_fd, file);
+			snprintf(reason_name, sizeof reason_name, "%s.reason", file);
+			rejected_before = stamp_at(rejected_fd, reason_name);
+			uint64_t now = vigil_unix_ms();
+			bool too_big;
+			json_t *doc = spawn_doc(cand, type, task, command, cwd, tokens, timeout_s != NULL, timeout, now,
+						&too_big);
+			if (doc == NULL) {
+				spawn_doc_error(too_big, cwd);
+				reported = true;
+				break;
+			}
+			int pr = publish_json(queue_fd, file, doc, true);
+			json_decref(doc);
+			if (pr == -EEXIST)
+				continue;
+			if (pr < 0) {
+				fprintf(stderr, "vigilctl spawn: cannot write coordination/spawn/queue/%s: %s\n", file,
+					strerror(-pr));
+				reported = true;
+				break;
+			}
+			snprintf(id, sizeof id, "%s", cand);
+			done = true;
+		}
+		free(used);
+		if (!done) {
+			if (!reported)
+				fprintf(stderr, "vigilctl spawn: no free worker id %s<NNN> (NNN up to %d)\n", prefix,
+					VIGILCTL_ID_NUM_MAX);
+			goto out;
+		}
+	}
+
+	printf("%s\n", id);
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		fprintf(stderr, "vigilctl spawn: cannot write output: %s (worker %s is queued)\n", strerror(errno), id);
+		goto out;
+	}
+	pid_t pid;
+	char why[768] = "";
+	int running = vigild_running(c, &pid, why, sizeof why);
+	if (running == 0) {
+		fprintf(stderr, "vigilctl: vigild is not running; the spawn request stays queued\n");
+		rc = wait ? EXIT_FAIL : EXIT_OK;
+		goto out;
+	}
+	if (running < 0)
+		fprintf(stderr, "vigilctl: warning: cannot tell whether vigild is running: %s\n", why);
+	rc = wait ? spawn_wait(c, queue_fd, id, file, &failed_before, &rejected_before) : EXIT_OK;
+out:
+	close(queue_fd);
+	if (active_fd >= 0)
+		close(active_fd);
+	if (zombie_fd >= 0)
+		close(zombie_fd);
+	if (failed_fd >= 0)
+		close(failed_fd);
+	if (rejected_fd >= 0)
+		close(rejected_fd);
+	free(cwd);
+	json_decref(command);
+	return rc;
+}
+
+/* ---- restart ----------------------------------------------------------- */
+
+/* worker_type and task_id of worker id from its spec in worker-specs/active/
+ * or zombie/: 1 found (strings copied), 0 no spec, -1 a spec that cannot
+ * be used (why set). */
+static int spec_identity(const struct common *c, const char *id, char type[VIGIL_ID_MAX + 1],
+			 char task[VIGIL_ID_MAX + 1], char *why, size_t why_len)
+{
+	static const char *const dirs[] = {"coordination/worker-specs/active", "coordination/worker-specs/zombie"};
+	char file[VIGIL_ID_MAX + 8];
+	snprintf(file, sizeof file, "%s.json", id);
+	for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+		int fd = open_home_dir(c, dirs[i], false);
+		if (fd < 0)
+			continue;
+		json_t *spec = NULL;
+		char err[512];
+		int rc = load_object(fd, file, &spec, err, sizeof err);
+		close(fd);
+		if (rc == -ENOENT)
+			continue;
+		if (rc < 0) {
+			snprintf(why, why_len, "%s/%s: %s", dirs[i], file, err);
+			return -1;
+		}
+		const char *t = obj_str(spec, "worker_type"), *k = obj_str(spec, "task_id");
+		if (t == NULL || !vigil_id_valid(t) || (k != NULL && k[0] != '\0' && !vigil_id_valid(k))) {
+			snprintf(why, why_len, "%s/%s: no valid worker_type/task_id", dirs[i], file);
+			json_decref(spec);
+			return -1;
+		}
+		snprintf(type, VIGIL_ID_MAX + 1, "%s", t);
+		snprintf(task, VIGIL_ID_MAX + 1, "%s", k != NULL ? k : "");
+		json_decref(spec);
+		return 1;
+	}
+	return 0;
+}
+
+static int cmd_restart(int argc, char **argv, struct common *c)
+{
+	static const struct option opts[] = {
+		{"reason", required_argument, NULL, 'r'},
+		{"type", required_argument, NULL, 't'},
+		{"task-id", required_argument, NULL, 'k'},
+		{"home", required_argument, NULL, 'H'},
+		{"shm", required_argument, NULL, 'S'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const struct cmd *self = find_cmd("restart");
+	const char *reason = "manual", *type_arg = NULL, *task_arg = NULL;
+	char rb[300];
+	int opt;
+	optind = 0;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'r': reason = optarg; break;
+		case 't': type_arg = optarg; break;
+		case 'k': task_arg = optarg; break;
+		case 'H': c->home_arg = optarg; break;
+		case 'S': c->shm_arg = optarg; break;
+		case 'h':
+			usage_cmd(stdout, self);
+			printf("\n"
+			       "Writes the runbook's restart request coordination/restart/queue/<ID>-restart.json\n"
+			       "(<ID>-restart-<ms>.json when one is already queued) and prints its path.\n"
+			       "vigild carries it out under the restart policy and circuit breaker, and\n"
+			       "records the outcome in coordination/metrics/worker-restart-history.jsonl.\n"
+			       "\n"
+			       "  --reason R     why (default 'manual')\n"
+			       "  --type T       worker type (default: from the worker's spec)\n"
+			       "  --task-id X    task id (default: from the worker's spec)\n");
+			return EXIT_OK;
+		default: return bad_option("restart", opt, argv);
+		}
+	}
+	if (argc - optind != 1) {
+		fprintf(stderr, "vigilctl restart: expected one worker ID, got %d argument%s (see vigilctl restart --help)\n",
+			argc - optind, argc - optind == 1 ? "" : "s");
+		return EXIT_USAGE;
+	}
+	const char *id = argv[optind];
+	if (!vigil_id_valid(id)) {
+		fprintf(stderr, "vigilctl restart: invalid worker id '%s': want [A-Za-z0-9._-]{1,64}, not starting with '.'\n",
+			render_arg(id, rb, sizeof rb));
+		return EXIT_USAGE;
+	}
+	if (type_arg != NULL && !vigil_id_valid(type_arg)) {
+		fprintf(stderr, "vigilctl restart: invalid worker type '%s': want [A-Za-z0-9._-]{1,64}, not starting with '.'\n",
+			render_arg(type_arg, rb, sizeof rb));
+		return EXIT_USAGE;
+	}
+	if (task_arg != NULL && task_arg[0] != '\0' && !vigil_id_valid(task_arg)) {
+		fprintf(stderr, "vigilctl restart: invalid task id '%s': want [A-Za-z0-9._-]{1,64}, not starting with '.'\n",
+			render_arg(task_arg, rb, sizeof rb));
+		return EXIT_USAGE;
+	}
+	if (reason[0] == '\0' || strlen(reason) > 1024) {
+		fprintf(stderr, "vigilctl restart: --reason must be 1..1024 bytes\n");
+		return EXIT_USAGE;
+	}
+	json_t *reason_j = json_string(reason);
+	if (reason_j == NULL) {
+		fprintf(stderr, "vigilctl restart: --reason '%s' is not valid UTF-8\n", render_arg(reason, rb, sizeof rb));
+		return EXIT_USAGE;
+	}
+	int rc = resolve(c);
+	if (rc != EXIT_OK) {
+		json_decref(reason_j);
+		return rc;
+	}
+	char type[VIGIL_ID_MAX + 1] = "", task[VIGIL_ID_MAX + 1] = "", why[768] = "";
+	if (type_arg == NULL || task_arg == NULL) {
+		int found = spec_identity(c, id, type, task, why, sizeof why);
+		if (found < 0 && type_arg == NULL) {
+			fprintf(stderr, "vigilctl restart: cannot read the spec of worker %s (%s): give --type\n", id, why);
+			json_decref(reason_j);
+			return EXIT_FAIL;
+		}
+		if (found <= 0 && type_arg == NULL) {
+			fprintf(stderr, "vigilctl restart: unknown worker ID: give --type (no spec for %s in "
+					"coordination/worker-specs/active/ or zombie/)\n", id);
+			json_decref(reason_j);
+			return EXIT_FAIL;
+		}
+		if (found <= 0)
+			task[0] = '\0'; /* --type given, worker unknown: no task id unless --task-id */
+	}
+	if (type_arg != NULL)
+		snprintf(type, sizeof type, "%s", type_arg);
+	if (task_arg != NULL)
+		snprintf(task, sizeof task, "%s", task_arg);
+
+	int qfd = open_queue_dir("restart", c, "coordination/restart/queue");
+	if (qfd < 0) {
+		json_decref(reason_j);
+		return EXIT_FAIL;
+	}
+	uint64_t now = vigil_unix_ms();
+	char iso[21];
+	vigil_iso8601(now, iso);
+	json_t *doc = json_pack("{s:s, s:s, s:s, s:o, s:s}", "worker_id", id, "worker_type", type, "task_id", task,
+				"reason", reason_j, "created_at", iso);
+	if (doc == NULL) {
+		fprintf(stderr, "vigilctl restart: out of memory\n");
+		close(qfd);
+		return EXIT_FAIL;
+	}
+	char file[VIGIL_ID_MAX + 64];
+	int pr = -EEXIST;
+	snprintf(file, sizeof file, "%s-restart.json", id);
+	pr = publish_json(qfd, file, doc, true);
+	if (pr == -EEXIST) {
+		fprintf(stderr, "vigilctl restart: note: a restart request for %s is already queued; adding another\n", id);
+		/* Bounded: one name per millisecond from now on. */
+		for (uint64_t ms = now; pr == -EEXIST && ms < now + 1000; ms++) {
+			snprintf(file, sizeof file, "%s-restart-%llu.json", id, (unsigned long long)ms);
+			pr = publish_json(qfd, file, doc, true);
+		}
+	}
+	json_decref(doc);
+	close(qfd);
+	if (pr < 0) {
+		fprintf(stderr, "vigilctl restart: cannot write coordination/restart/queue/%s: %s\n", file, strerror(-pr));
+		return EXIT_FAIL;
+	}
+	printf("%s/coordination/restart/queue/%s\n", c->home, file);
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		fprintf(stderr, "vigilctl restart: cannot write output: %s (the request is queued)\n", strerror(errno));
+		return EXIT_FAIL;
+	}
+	pid_t pid;
+	if (vigild_running(c, &pid, why, sizeof why) == 0)
+		fprintf(stderr, "vigilctl: note: vigild is not running; the restart request stays queued\n");
+	return EXIT_OK;
+}
+
+/* ---- control requests: cleanup-zombies, breaker reset ------------------- */
+
+/*
+ * Queues coordination/control/queue/<prefix>-<ms>-<pid>.json =
+ * {"request_id", "action", <fields...>, "created_at", "created_at_ms"} and
+ * waits up to wait_s seconds for vigild's answer in
+ * coordination/control/done/<same name>; on an answer, *done_out holds
+ * it, the done file is removed, and EXIT_OK is returned (the caller looks
+ * at "result").  Otherwise one line on stderr and EXIT_FAIL.
+ */
+static int control_request(const char *cmd, const struct common *c, const char *prefix, const char *action,
+			   json_t *fields, double wait_s, json_t **done_out)
+{
+	*done_out = NULL;
+	uint64_t now = vigil_unix_ms();
+	char name[128], file[160], iso[21], why[768] = "";
+	snprintf(name, sizeof name, "%s-%llu-%d", prefix, (unsigned long long)now, (int)getpid());
+	snprintf(file, sizeof file, "%s.json", name);
+	vigil_iso8601(now, iso);
+	json_t *doc = json_pack("{s:s, s:s}", "request_id", name, "action", action);
+	if (doc == NULL || json_object_update(doc, fields) < 0 ||
+	    json_object_set_new(doc, "created_at", json_string(iso)) < 0 ||
+	    json_object_set_new(doc, "created_at_ms", json_integer((json_int_t)now)) < 0) {
+		json_decref(doc);
+		fprintf(stderr, "vigilctl %s: out of memory\n", cmd);
+		return EXIT_FAIL;
+	}
+	int qfd = open_queue_dir(cmd, c, "coordination/control/queue");
+	if (qfd < 0) {
+		json_decref(doc);
+		return EXIT_FAIL;
+	}
+	int dfd = open_queue_dir(cmd, c, "coordination/control/done");
+	if (dfd < 0) {
+		json_decref(doc);
+		close(qfd);
+		return EXIT_FAIL;
+	}
+	int pr = publish_json(qfd, file, doc, true);
+	json_decref(doc);
+	if (pr < 0) {
+		fprintf(stderr, "vigilctl %s: cannot write coordination/control/queue/%s: %s\n", cmd, file,
+			strerror(-pr));
+		goto fail;
+	}
+	pid_t pid;
+	int running = vigild_running(c, &pid, why, sizeof why);
+	if (running == 0) {
+		fprintf(stderr, "vigilctl: vigild is not running; the %s request stays queued "
+				"(coordination/control/queue/%s)\n", action, file);
+		goto fail;
+	}
+	if (running < 0)
+		fprintf(stderr, "vigilctl: warning: cannot tell whether vigild is running: %s\n", why);
+
+	uint64_t deadline = vigil_mono_ns() + (uint64_t)(wait_s * 1e9);
+	for (unsigned polls = 0;; polls++) {
+		json_t *done = NULL;
+		int lr = load_object(dfd, file, &done, why, sizeof why);
+		if (lr == 0) {
+			/* vigild may name the request by its file name. */
+			const char *rid = obj_str(done, "request_id");
+			if (rid != NULL && strcmp(rid, name) != 0 && strcmp(rid, file) != 0)
+				fprintf(stderr, "vigilctl: warning: coordination/control/done/%s answers request '%s'\n",
+					file, safe_text(rid, why, sizeof why));
+			vigil_fs_remove(dfd, file);
+			close(qfd);
+			close(dfd);
+			*done_out = done;
+			return EXIT_OK;
+		}
+		if (lr != -ENOENT) {
+			fprintf(stderr, "vigilctl %s: vigild's answer coordination/control/done/%s is unusable: %s\n", cmd,
+				file, why);
+			goto fail;
+		}
+		if (polls % 25 == 24 && running > 0 && vigild_running(c, &pid, why, sizeof why) == 0) {
+			/* One last look: it may have answered and then stopped. */
+			if (exists_at(dfd, file))
+				continue;
+			if (exists_at(qfd, file))
+				fprintf(stderr, "vigilctl: vigild stopped before answering; the %s request stays queued\n",
+					action);
+			else
+				fprintf(stderr, "vigilctl: vigild stopped before answering the %s request %s\n", action,
+					name);
+			goto fail;
+		}
+		if (vigil_mono_ns() >= deadline) {
+			if (exists_at(qfd, file))
+				fprintf(stderr, "vigilctl: no answer from vigild within %g s; the request stays queued "
+						"(coordination/control/queue/%s)\n", wait_s, file);
+			else
+				fprintf(stderr, "vigilctl: no answer from vigild within %g s; it has taken the request: "
+						"the answer will be in coordination/control/done/%s\n", wait_s, file);
+			goto fail;
+		}
+		sleep_ms(VIGILCTL_POLL_MS);
+	}
+fail:
+	close(qfd);
+	close(dfd);
+	return EXIT_FAIL;
+}
+
+/* Prints done as one compact JSON line. */
+static int print_doc(const json_t *done)
+{
+	char *txt = json_dumps(done, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	if (txt == NULL)
+		return EXIT_FAIL;
+	printf("%s\n", txt);
+	free(txt);
+	return EXIT_OK;
+}
+
+/* Exit status and message of a control answer; prints the message (stdout
+ * on success, stderr otherwise). */
+static int control_result(const char *cmd, const json_t *done, bool quiet)
+{
+	const char *res = obj_str(done, "result"), *msg = obj_str(done, "message");
+	bool ok = res != NULL && strcmp(res, "success") == 0;
+	char buf[2048];
+	if (!quiet) {
+		if (ok && msg != NULL && msg[0] != '\0')
+			printf("%s\n", safe_text(msg, buf, sizeof buf));
+		else if (!ok)
+			fprintf(stderr, "vigilctl %s: vigild: %s\n", cmd,
+				msg != NULL && msg[0] != '\0' ? safe_text(msg, buf, sizeof buf) : "failed (no message)");
+	} else if (!ok) {
+		fprintf(stderr, "vigilctl %s: vigild answered %s\n", cmd,
+			res != NULL ? safe_text(res, buf, sizeof buf) : "without a result");
+	}
+	return ok ? EXIT_OK : EXIT_FAIL;
+}
+
+/* Parses --wait-seconds: a number in [0, 86400]. */
+static bool wait_arg(const char *cmd, const char *s, double *out)
+{
+	char rb[300];
+	if (!parse_seconds(s, 0, 86400, out)) {
+		fprintf(stderr, "vigilctl %s: invalid --wait-seconds '%s': want a number of seconds 0..86400\n", cmd,
+			render_arg(s, rb, sizeof rb));
+		return false;
+	}
+	return true;
+}
+
+static int cmd_cleanup(int argc, char **argv, struct common *c)
+{
+	static const struct option opts[] = {
+		{"wait-seconds", required_argument, NULL, 'W'},
+		{"json", no_argument, NULL, 'j'},
+		{"home", required_argument, NULL, 'H'},
+		{"shm", required_argument, NULL, 'S'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const struct cmd *self = find_cmd("cleanup-zombies");
+	double wait_s = VIGILCTL_CONTROL_WAIT_S;
+	bool json = false;
+	char rb[300];
+	int opt;
+	optind = 0;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'W':
+			if (!wait_arg("cleanup-zombies", optarg, &wait_s))
+				return EXIT_USAGE;
+			break;
+		case 'j': json = true; break;
+		case 'H': c->home_arg = optarg; break;
+		case 'S': c->shm_arg = optarg; break;
+		case 'h':
+			usage_cmd(stdout, self);
+			printf("\n"
+			       "Asks vigild (control request in coordination/control/queue/) to clean up\n"
+			       "every zombie worker, or only ID: the process is ended through its pidfd\n"
+			       "(SIGTERM, then SIGKILL after a grace), its slot freed, its spec removed from\n"
+			       "worker-specs/zombie/, its tokens returned.  Waits for vigild's answer, up to\n"
+			       "--wait-seconds W (default %g), and prints one line per worker\n"
+			       "  ID: RESULT (SIGNAL, N tokens returned)\n"
+			       "then vigild's message (--json: the answer as JSON).  Exit 0 when vigild\n"
+			       "reports success; 1 on failure, or when vigild is not running or does not\n"
+			       "answer in time (the request then stays queued).\n",
+			       VIGILCTL_CONTROL_WAIT_S);
+			return EXIT_OK;
+		default: return bad_option("cleanup-zombies", opt, argv);
+		}
+	}
+	if (argc - optind > 1) {
+		fprintf(stderr, "vigilctl cleanup-zombies: expected at most one worker ID, got %d arguments "
+				"(see vigilctl cleanup-zombies --help)\n", argc - optind);
+		return EXIT_USAGE;
+	}
+	const char *id = optind < argc ? argv[optind] : NULL;
+	if (id != NULL && !vigil_id_valid(id)) {
+		fprintf(stderr, "vigilctl cleanup-zombies: invalid worker id '%s': want [A-Za-z0-9._-]{1,64}, not starting with '.'\n",
+			render_arg(id, rb, sizeof rb));
+		return EXIT_USAGE;
+	}
+	int rc = resolve(c);
+	if (rc != EXIT_OK)
+		return rc;
+	json_t *fields = json_pack("{s:o}", "worker_id", id != NULL ? json_string(id) : json_null());
+	json_t *done = NULL;
+	rc = fields == NULL ? EXIT_FAIL
+			    : control_request("cleanup-zombies", c, "cleanup", "cleanup_zombies", fields, wait_s, &done);
+	json_decref(fields);
+	if (rc != EXIT_OK)
+		return rc;
+	if (json) {
+		print_doc(done);
+	} else {
+		json_t *workers = json_object_get(done, "workers");
+		size_t i;
+		json_t *w;
+		json_array_foreach(workers, i, w) {
+			if (!json_is_object(w))
+				continue;
+			char wid[300], res[128], sig[64];
+			const char *s_id = obj_str(w, "worker_id"), *s_res = obj_str(w, "result"),
+				   *s_sig = obj_str(w, "signal");
+			json_t *tok = json_object_get(w, "tokens_returned");
+			vigil_id_render(s_id != NULL ? s_id : "?", s_id != NULL ? strlen(s_id) : 1, wid, sizeof wid);
+			vigil_id_render(s_res != NULL ? s_res : "?", s_res != NULL ? strlen(s_res) : 1, res, sizeof res);
+			if (s_sig != NULL)
+				vigil_id_render(s_sig, strlen(s_sig), sig, sizeof sig);
+			else
+				snprintf(sig, sizeof sig, "no signal");
+			printf("%s: %s (%s, %lld tokens returned)\n", wid, res, sig,
+			       json_is_integer(tok) ? (long long)json_integer_value(tok) : 0LL);
+		}
+	}
+	rc = control_result("cleanup-zombies", done, json);
+	json_decref(done);
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		fprintf(stderr, "vigilctl cleanup-zombies: cannot write output: %s\n", strerror(errno));
+		return EXIT_FAIL;
+	}
+	return rc;
+}
+
+/* ---- breakers ----------------------------------------------------------- */
+
+struct breaker {
+	char type[300]; /* worker_type, else the file's name without .json */
+	json_t *doc;
+};
+
+static int breaker_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct breaker *)a)->type, ((const struct breaker *)b)->type);
+}
+
+static int cmd_breakers(int argc, char **argv, struct common *c)
+{
+	static const struct option opts[] = {
+		{"json", no_argument, NULL, 'j'},
+		{"home", required_argument, NULL, 'H'},
+		{"shm", required_argument, NULL, 'S'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const struct cmd *self = find_cmd("breakers");
+	bool json = false;
+	int opt;
+	optind = 0;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'j': json = true; break;
+		case 'H': c->home_arg = optarg; break;
+		case 'S': c->shm_arg = optarg; break;
+		case 'h':
+			usage_cmd(stdout, self);
+			printf("\n"
+			       "Reads coordination/circuit-breakers/*.json and prints, sorted by type,\n"
+			       "  TYPE: STATE (N failures)\n"
+			       "(STATE closed, open or half_open; '?' where a file lacks the key).  Files\n"
+			       "that are not JSON objects are skipped with a warning.  --json prints an\n"
+			       "array of the breaker objects, in the same order.\n");
+			return EXIT_OK;
+		default: return bad_option("breakers", opt, argv);
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "vigilctl breakers: unexpected argument '%s' (see vigilctl breakers --help)\n",
+			argv[optind]);
+		return EXIT_USAGE;
+	}
+	int rc = resolve(c);
+	if (rc != EXIT_OK)
+		return rc;
+	struct breaker *bs = NULL;
+	size_t n = 0, cap = 0;
+	int fd = open_home_dir(c, "coordination/circuit-breakers", false);
+	if (fd < 0 && fd != -ENOENT) {
+		fprintf(stderr, "vigilctl breakers: cannot open %s/coordination/circuit-breakers: %s\n", c->home,
+			strerror(-fd));
+		return EXIT_FAIL;
+	}
+	rc = EXIT_OK;
+	if (fd >= 0) {
+		int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+		DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+		if (d == NULL) {
+			fprintf(stderr, "vigilctl breakers: cannot read coordination/circuit-breakers: %s\n",
+				strerror(errno));
+			if (dfd >= 0)
+				close(dfd);
+			close(fd);
+			return EXIT_FAIL;
+		}
+		struct dirent *de;
+		while ((de = readdir(d)) != NULL) {
+			const char *nm = de->d_name;
+			size_t len = strlen(nm);
+			if (nm[0] == '.' || len <= 5 || strcmp(nm + len - 5, ".json") != 0)
+				continue;
+			char why[512], rn[300];
+			json_t *doc = NULL;
+			int lr = load_object(fd, nm, &doc, why, sizeof why);
+			if (lr < 0) {
+				if (lr != -ENOENT) /* gone meanwhile: not a problem */
+					fprintf(stderr, "vigilctl: warning: skipping coordination/circuit-breakers/%s: %s\n",
+						render_arg(nm, rn, sizeof rn), why);
+				continue;
+			}
+			if (n == cap) {
+				size_t ncap = cap == 0 ? 16 : cap * 2;
+				struct breaker *nb = realloc(bs, ncap * sizeof *nb);
+				if (nb == NULL) {
+					json_decref(doc);
+					fprintf(stderr, "vigilctl breakers: out of memory\n");
+					rc = EXIT_FAIL;
+					break;
+				}
+				bs = nb;
+				cap = ncap;
+			}
+			const char *t = obj_str(doc, "worker_type");
+			if (t != NULL)
+				vigil_id_render(t, strlen(t), bs[n].type, sizeof bs[n].type);
+			else
+				vigil_id_render(nm, len - 5, bs[n].type, sizeof bs[n].type);
+			bs[n].doc = doc;
+			n++;
+		}
+		closedir(d);
+		close(fd);
+	}
+	if (n > 1)
+		qsort(bs, n, sizeof *bs, breaker_cmp);
+	if (rc == EXIT_OK && json) {
+		json_t *arr = json_array();
+		for (size_t i = 0; arr != NULL && i < n; i++)
+			json_array_append(arr, bs[i].doc);
+		if (arr == NULL || print_doc(arr) != EXIT_OK) {
+			fprintf(stderr, "vigilctl breakers: out of memory building JSON\n");
+			rc = EXIT_FAIL;
+		}
+		json_decref(arr);
+	} else if (rc == EXIT_OK) {
+		for (size_t i = 0; i < n; i++) {
+			const char *st = obj_str(bs[i].doc, "state");
+			json_t *fc = json_object_get(bs[i].doc, "failure_count");
+			char state[128], count[32];
+			if (st != NULL)
+				vigil_id_render(st, strlen(st), state, sizeof state);
+			else
+				snprintf(state, sizeof state, "?");
+			if (json_is_integer(fc))
+				snprintf(count, sizeof count, "%lld", (long long)json_integer_value(fc));
+			else
+				snprintf(count, sizeof count, "?");
+			printf("%s: %s (%s failures)\n", bs[i].type, state, count);
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		json_decref(bs[i].doc);
+	free(bs);
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		fprintf(stderr, "vigilctl breakers: cannot write output: %s\n", strerror(errno));
+		return EXIT_FAIL;
+	}
+	return rc;
+}
+
+static int cmd_breaker(int argc, char **argv, struct common *c)
+{
+	static const struct option opts[] = {
+		{"wait-seconds", required_argument, NULL, 'W'},
+		{"json", no_argument, NULL, 'j'},
+		{"home", required_argument, NULL, 'H'},
+		{"shm", required_argument, NULL, 'S'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const struct cmd *self = find_cmd("breaker");
+	double wait_s = VIGILCTL_CONTROL_WAIT_S;
+	bool json = false;
+	char rb[300];
+	int opt;
+	optind = 0;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'W':
+			if (!wait_arg("breaker", optarg, &wait_s))
+				return EXIT_USAGE;
+			break;
+		case 'j': json = true; break;
+		case 'H': c->home_arg = optarg; break;
+		case 'S': c->shm_arg = optarg; break;
+		case 'h':
+			usage_cmd(stdout, self);
+			printf("\n"
+			       "Asks vigild (control request in coordination/control/queue/) to close the\n"
+			       "circuit breaker of worker type TYPE and clear its failure count, waits for\n"
+			       "the answer up to --wait-seconds W (default %g) and prints vigild's message\n"
+			       "(--json: the answer as JSON).  Exit 0 on success; 1 on failure, or when\n"
+			       "vigild is not running or does not answer in time (the request then stays\n"
+			       "queued).\n",
+			       VIGILCTL_CONTROL_WAIT_S);
+			return EXIT_OK;
+		default: return bad_option("breaker", opt, argv);
+		}
+	}
+	if (optind >= argc) {
+		fprintf(stderr, "vigilctl breaker: expected 'reset TYPE' (see vigilctl breaker --help)\n");
+		return EXIT_USAGE;
+	}
+	if (strcmp(argv[optind], "reset") != 0) {
+		fprintf(stderr, "vigilctl breaker: unknown action '%s': want 'reset TYPE'\n",
+			render_arg(argv[optind], rb, sizeof rb));
+		return EXIT_USAGE;
+	}
+	if (argc - optind != 2) {
+		fprintf(stderr, "vigilctl breaker reset: expected one worker TYPE, got %d arguments "
+				"(see vigilctl breaker --help)\n", argc - optind - 1);
+		return EXIT_USAGE;
+	}
+	const char *type = argv[optind + 1];
+	if (!vigil_id_valid(type)) {
+		fprintf(stderr, "vigilctl breaker reset: invalid worker type '%s': want [A-Za-z0-9._-]{1,64}, not starting with '.'\n",
+			render_arg(type, rb, sizeof rb));
+		return EXIT_USAGE;
+	}
+	int rc = resolve(c);
+	if (rc != EXIT_OK)
+		return rc;
+	json_t *fields = json_pack("{s:s}", "worker_type", type);
+	json_t *done = NULL;
+	rc = fields == NULL ? EXIT_FAIL
+			    : control_request("breaker reset", c, "breaker-reset", "breaker_reset", fields, wait_s, &done);
+	json_decref(fields);
+	if (rc != EXIT_OK)
+		return rc;
+	if (json)
+		print_doc(done);
+	rc = control_result("breaker reset", done, json);
+	json_decref(done);
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		fprintf(stderr, "vigilctl breaker reset: cannot write output: %s\n", strerror(errno));
+		return EXIT_FAIL;
+	}
 	return rc;
 }
 

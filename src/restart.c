@@ -1,0 +1,1374 @@
+/*
+ * restart.c - spawning, restarts with backoff, circuit breakers, zombie
+ * cleanup, the token pool.  See restart.h for the files involved.
+ *
+ * A lineage is one worker id over its successive processes.  Its state
+ * machine (state x event; "-" means ignored):
+ *
+ *   state \ event  failure        request          due           first beat   exit
+ *   RUNNING        auto request   STOPPING/WAITING -             -            failure (code != 0)
+ *   WAITING        -              stays queued     spawn->STARTING or         -
+ *                                                  denied->STOPPED
+ *   STARTING       -              stays queued     no beat: failure  success  failure
+ *   STOPPING       -              stays queued     SIGKILL       -            WAITING
+ *   STOPPED        auto request   WAITING          -             -            -
+ *
+ * "failure" means: record the outcome, then either queue the next attempt
+ * (a request file vigild writes itself, so that a crash of vigild loses
+ * nothing) or, after max_retries, give up with "max_retries_exceeded".
+ * Attempt n waits retry_interval * backoff_multiplier^(n-1), spread by
+ * retry_jitter.  Breakers are fed from the history file itself (our lines
+ * and anyone else's), so there is one source of truth for failure counts.
+ *
+ * Trade-offs, said plainly:
+ * - vigild restarts on its own only the workers it spawned (it knows their
+ *   command, directory and tokens).  A request naming a self-registered
+ *   worker runs the command line and directory recorded from /proc at its
+ *   registration, with vigild's environment: the worker's own environment
+ *   is not knowable.  A worker with no known command gets a failure ("no
+ *   command known") rather than a guess.
+ * - Lineages are kept in a flat array searched linearly: restarts are rare
+ *   events and the array is bounded (VIGIL_LINEAGES_MAX).
+ */
+#define _GNU_SOURCE
+#include "restart.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/pidfd.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "action.h"
+#include "log.h"
+#include "spawn.h"
+#include "util.h"
+
+#define VIGIL_LINEAGES_MAX 16384u
+#define REQUEST_MAX_BYTES 65536u
+#define QUEUE_BATCH 256u        /* files taken per directory per poll */
+#define HISTORY_BATCH 10000u    /* history lines read per poll */
+#define HISTORY_FILE "worker-restart-history.jsonl"
+
+/* ---- small helpers ------------------------------------------------------------ */
+
+static uint64_t tag_of(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (; *s != '\0'; s++) {
+		h ^= (unsigned char)*s;
+		h *= 0x100000001b3ull;
+	}
+	return h == 0 ? 1 : h;
+}
+
+static struct vigil_lineage *lin_find(struct vigil_restart *r, const char *id)
+{
+	for (uint32_t i = 0; i < r->nlin; i++)
+		if (strcmp(r->lin[i]->id, id) == 0)
+			return r->lin[i];
+	return NULL;
+}
+
+static struct vigil_lineage *lin_new(struct vigil_restart *r, const char *id, const char *type, const char *task,
+				     const char *argv_json, const char *cwd, uint64_t tokens)
+{
+	struct vigil_lineage *l = lin_find(r, id);
+	if (l == NULL) {
+		if (r->nlin >= r->cap)
+			return NULL;
+		l = calloc(1, sizeof *l);
+		if (l == NULL)
+			return NULL;
+		l->pidfd = -1;
+		l->state = VIGIL_LIN_STOPPED;
+		r->lin[r->nlin++] = l;
+	}
+	snprintf(l->id, sizeof l->id, "%s", id);
+	snprintf(l->type, sizeof l->type, "%s", type);
+	snprintf(l->task, sizeof l->task, "%s", task);
+	if (argv_json != NULL) {
+		char *s = strdup(argv_json);
+		if (s != NULL) {
+			free(l->argv_json);
+			l->argv_json = s;
+		}
+	}
+	if (cwd != NULL) {
+		char *s = strdup(cwd);
+		if (s != NULL) {
+			free(l->cwd);
+			l->cwd = s;
+		}
+	}
+	l->tokens = tokens;
+	return l;
+}
+
+static bool is_request_name(const char *n)
+{
+	size_t len = strlen(n);
+	return n[0] != '.' && len > 5 && len < 128 && strcmp(n + len - 5, ".json") == 0;
+}
+
+static int cmp_names(const void *x, const void *y)
+{
+	return strcmp((const char *)x, (const char *)y);
+}
+
+/* Lists up to max request files of a directory, sorted (oldest names
+ * first for the formats vigil writes).  Returns the count. */
+static uint32_t list_requests(int dirfd, char (*names)[128], uint32_t max)
+{
+	int fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+	if (fd < 0)
+		return 0;
+	DIR *d = fdopendir(fd);
+	if (d == NULL) {
+		close(fd);
+		return 0;
+	}
+	rewinddir(d);
+	uint32_t n = 0;
+	struct dirent *de;
+	while (n < max && (de = readdir(d)) != NULL)
+		if (is_request_name(de->d_name))
+			memcpy(names[n++], de->d_name, strlen(de->d_name) + 1); /* < 128 bytes: is_request_name */
+	closedir(d);
+	qsort(names, n, 128, cmp_names);
+	return n;
+}
+
+/* Reads and parses a small JSON object file; NULL with why set. */
+static json_t *read_json_file(int dirfd, const char *name, char *why, size_t why_len)
+{
+	char *buf;
+	size_t len;
+	int rc = vigil_fs_read(dirfd, name, REQUEST_MAX_BYTES, &buf, &len);
+	if (rc < 0) {
+		snprintf(why, why_len, "cannot read: %s", rc == -EFBIG ? "larger than 64 KiB" : strerror(-rc));
+		return NULL;
+	}
+	if (memchr(buf, '\0', len) != NULL) {
+		free(buf);
+		snprintf(why, why_len, "contains a NUL byte");
+		return NULL;
+	}
+	json_error_t je;
+	json_t *o = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
+	free(buf);
+	if (o == NULL) {
+		snprintf(why, why_len, "not valid JSON (line %d column %d: %s)", je.line, je.column, je.text);
+		return NULL;
+	}
+	if (!json_is_object(o)) {
+		json_decref(o);
+		snprintf(why, why_len, "not a JSON object");
+		return NULL;
+	}
+	return o;
+}
+
+/* An id field: absent (opt) or a valid name; copies into out. */
+static bool get_id(json_t *o, const char *key, bool required, char out[65], char *why, size_t why_len)
+{
+	json_t *v = json_object_get(o, key);
+	out[0] = '\0';
+	if (v == NULL || json_is_null(v)) {
+		if (required)
+			snprintf(why, why_len, "key '%s' is missing", key);
+		return !required;
+	}
+	if (!json_is_string(v) || (json_string_length(v) > 0 && !vigil_id_valid(json_string_value(v))) ||
+	    (required && json_string_length(v) == 0)) {
+		snprintf(why, why_len, "key '%s' must be a string matching [A-Za-z0-9._-]{1,64}, not starting with '.'",
+			 key);
+		return false;
+	}
+	snprintf(out, 65, "%s", json_string_value(v));
+	return true;
+}
+
+/* A command array: non-empty, strings only, bounded. */
+static bool command_ok(json_t *cmd)
+{
+	if (!json_is_array(cmd) || json_array_size(cmd) == 0 || json_array_size(cmd) > 256)
+		return false;
+	size_t i;
+	json_t *v;
+	json_array_foreach(cmd, i, v) if (!json_is_string(v) || json_string_length(v) > 4096 ||
+					  memchr(json_string_value(v), '\0', json_string_length(v)) != NULL) return false;
+	return true;
+}
+
+/* Reads "command" and "cwd" of a worker spec file in active/ or zombie/. */
+static bool spec_command(struct vigil_action *a, const char *id, char **argv_json, char **cwd, uint64_t *tokens)
+{
+	char name[80], why[200];
+	snprintf(name, sizeof name, "%s.json", id);
+	json_t *o = read_json_file(a->active_fd, name, why, sizeof why);
+	if (o == NULL)
+		o = read_json_file(a->zombie_fd, name, why, sizeof why);
+	if (o == NULL)
+		return false;
+	json_t *cmd = json_object_get(o, "command");
+	json_t *dir = json_object_get(o, "cwd");
+	json_t *tb = json_object_get(json_object_get(o, "token_budget"), "allocated");
+	bool ok = command_ok(cmd) && json_is_string(dir) && json_string_value(dir)[0] == '/';
+	if (ok) {
+		*argv_json = json_dumps(cmd, JSON_COMPACT);
+		*cwd = strdup(json_string_value(dir));
+		*tokens = json_is_integer(tb) && json_integer_value(tb) > 0 ? (uint64_t)json_integer_value(tb) : 0;
+		ok = *argv_json != NULL && *cwd != NULL;
+		if (!ok) {
+			free(*argv_json);
+			free(*cwd);
+		}
+	}
+	json_decref(o);
+	return ok;
+}
+
+static const struct vigil_restart_policy *policy(struct vigil_action *a) { return &a->restart; }
+
+static uint64_t next_rand(struct vigil_restart *r)
+{
+	/* xorshift64: jitter needs spread, not cryptographic quality */
+	uint64_t x = r->seq ^ 0x9e3779b97f4a7c15ull;
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	r->seq = x;
+	return x;
+}
+
+static uint64_t backoff_ms(struct vigil_action *a, uint32_t attempt)
+{
+	const struct vigil_restart_policy *p = policy(a);
+	double d = p->retry_interval_seconds * pow(p->backoff_multiplier, attempt > 0 ? (double)(attempt - 1) : 0.0);
+	if (p->retry_jitter > 0) {
+		double u = (double)(next_rand(&a->rs) >> 11) / 9007199254740992.0;
+		d *= 1.0 + p->retry_jitter * u;
+	}
+	if (d > 30.0 * 86400.0)
+		d = 30.0 * 86400.0; /* a month is "never" enough */
+	return (uint64_t)llround(d * 1000.0);
+}
+
+/* ---- history and outcomes ----------------------------------------------------- */
+
+static void on_history_record(void *ctx, const struct vigil_history_record *rec)
+{
+	struct vigil_action *a = ctx;
+	uint64_t now = vigil_unix_ms();
+	uint64_t at = rec->timestamp_ms != 0 && rec->timestamp_ms < now ? rec->timestamp_ms : now;
+	if (vigil_breakers_record(&a->rs.breakers, policy(a), rec, at)) {
+		struct vigil_breaker *b = vigil_breakers_get(&a->rs.breakers, rec->worker_type);
+		vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_WARN,
+			  "circuit breaker for worker type %s opened after %u consecutive failures: no restart of that "
+			  "type runs for %.0f s",
+			  rec->worker_type, b != NULL ? b->failure_count : 0, policy(a)->circuit_breaker_reset_seconds);
+	}
+}
+
+static void on_history_bad(void *ctx, uint64_t lineno, const char *why)
+{
+	struct vigil_action *a = ctx;
+	a->rs.history_bad_lines++;
+	vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_WARN,
+		  "metrics/worker-restart-history.jsonl line %llu skipped: %s", (unsigned long long)lineno, why);
+}
+
+static void read_history(struct vigil_action *a)
+{
+	vigil_history_read(&a->rs.hreader, a->rs.metrics_fd, HISTORY_FILE, HISTORY_BATCH, on_history_record,
+			   on_history_bad, a);
+}
+
+static void write_auto_request(struct vigil_action *a, struct vigil_lineage *l, uint32_t attempt, const char *reason,
+			       uint64_t now);
+
+/* Records the outcome of the attempt l is serving and moves l on. */
+static void outcome(struct vigil_action *a, struct vigil_lineage *l, bool success, const char *reason, bool retry,
+		    uint64_t now)
+{
+	struct vigil_restart *r = &a->rs;
+	const struct vigil_restart_policy *p = policy(a);
+	bool last = !success && l->attempt >= p->max_retries;
+	struct vigil_history_record rec;
+	memset(&rec, 0, sizeof rec);
+	snprintf(rec.worker_id, sizeof rec.worker_id, "%s", l->id);
+	snprintf(rec.worker_type, sizeof rec.worker_type, "%s", l->type);
+	snprintf(rec.task_id, sizeof rec.task_id, "%s", l->task);
+	snprintf(rec.request_id, sizeof rec.request_id, "%s", l->request);
+	snprintf(rec.reason, sizeof rec.reason, "%s", last ? "max_retries_exceeded" : reason);
+	rec.success = success;
+	rec.attempt = l->attempt;
+	rec.timestamp_ms = now;
+	json_t *extra = json_object();
+	if (extra != NULL) {
+		if (l->pid > 0)
+			json_object_set_new(extra, "pid", json_integer(l->pid));
+		if (last)
+			json_object_set_new(extra, "cause", json_string(reason));
+		if (l->reason[0] != '\0')
+			json_object_set_new(extra, "requested_because", json_string(l->reason));
+		if (l->trial)
+			json_object_set_new(extra, "breaker_trial", json_true());
+	}
+	int rc = vigil_history_append(r->history_fd, &rec, (double)l->delay_ms / 1000.0, extra);
+	json_decref(extra);
+	if (rc < 0) {
+		/* The request stays queued: its outcome is not recorded, so it is
+		 * not finished.  It is tried again on the next poll. */
+		vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_ERROR,
+			  "cannot append to metrics/worker-restart-history.jsonl: %s; request %s stays queued",
+			  strerror(-rc), l->request);
+		l->request[0] = '\0';
+		l->state = VIGIL_LIN_STOPPED;
+		return;
+	}
+	if (success)
+		r->succeeded++;
+	else
+		r->failed++;
+	vigil_log(VIGIL_LOG_RESTART, success ? VIGIL_LOG_INFO : VIGIL_LOG_WARN,
+		  "restart of %s (type %s, task %s) attempt %u after %.3f s: %s%s%s", l->id, l->type,
+		  l->task[0] ? l->task : "-", l->attempt, (double)l->delay_ms / 1000.0, success ? "success" : "failure",
+		  success ? "" : ": ", success ? "" : (last ? "max_retries_exceeded" : reason));
+	if (l->request[0] != '\0')
+		vigil_fs_remove(r->queue_fd, l->request);
+	l->request[0] = '\0';
+	l->reason[0] = '\0';
+	l->trial = false;
+	read_history(a); /* breakers see this outcome at once */
+	if (success) {
+		l->state = VIGIL_LIN_RUNNING;
+		l->healthy_since_ms = now;
+		return;
+	}
+	snprintf(l->failure, sizeof l->failure, "%s", reason);
+	l->state = VIGIL_LIN_STOPPED;
+	if (last) {
+		r->gave_up++;
+		vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_ERROR,
+			  "giving up on %s: attempt %u would exceed max_retries %u (last failure: %s)", l->id,
+			  l->attempt > p->max_retries ? l->attempt : l->attempt + 1, p->max_retries, reason);
+	} else if (retry) {
+		write_auto_request(a, l, l->attempt + 1, reason, now);
+	}
+}
+
+/* A failure vigild found itself enters the same path as anyone's request:
+ * a file in restart/queue, which survives a crash of vigild. */
+static void write_auto_request(struct vigil_action *a, struct vigil_lineage *l, uint32_t attempt, const char *reason,
+			       uint64_t now)
+{
+	struct vigil_restart *r = &a->rs;
+	json_t *o = json_object();
+	if (o == NULL)
+		return;
+	char iso[21];
+	vigil_iso8601(now, iso);
+	json_object_set_new(o, "worker_id", json_string(l->id));
+	json_object_set_new(o, "worker_type", json_string(l->type));
+	json_object_set_new(o, "task_id", json_string(l->task));
+	json_object_set_new(o, "reason", json_string(reason));
+	json_object_set_new(o, "created_at", json_string(iso));
+	json_object_set_new(o, "created_at_ms", json_integer((json_int_t)now));
+	json_object_set_new(o, "attempt", json_integer(attempt));
+	json_object_set_new(o, "source", json_string("vigild"));
+	if (l->argv_json != NULL) {
+		json_t *cmd = json_loads(l->argv_json, 0, NULL);
+		if (cmd != NULL)
+			json_object_set_new(o, "command", cmd);
+	}
+	if (l->cwd != NULL)
+		json_object_set_new(o, "cwd", json_string(l->cwd));
+	json_object_set_new(o, "tokens", json_integer((json_int_t)l->tokens));
+	char name[96];
+	snprintf(name, sizeof name, "%.64s-auto-%llu-%llu.json", l->id, (unsigned long long)now,
+		 (unsigned long long)(r->seq++ & 0xffff));
+	int rc = vigil_fs_replace_json(r->queue_fd, name, o);
+	json_decref(o);
+	if (rc < 0)
+		vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_ERROR, "cannot queue a restart of %s: %s", l->id, strerror(-rc));
+	else
+		vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_INFO, "queued restart of %s (attempt %u): %s", l->id, attempt,
+			  reason);
+}
+
+/* ---- ending processes ------------------------------------------------------------ */
+
+bool vigil_restart_kill(struct vigil_action *a, struct vigil_worker *w, uint8_t why, uint64_t now_ms)
+{
+	if (!w->verified || w->sig_pidfd < 0)
+		return false;
+	if (w->kill_why != VIGIL_KILL_NONE)
+		return true; /* already being ended; the first reason stands */
+	/* Through the pidfd: if the process is gone, this fails with ESRCH
+	 * and no recycled pid is ever hit. */
+	if (pidfd_send_signal(w->sig_pidfd, SIGTERM, NULL, 0) < 0 && errno == ESRCH)
+		return true; /* already gone: its exit event is on its way */
+	pidfd_send_signal(w->sig_pidfd, SIGCONT, NULL, 0); /* a stopped one can act on TERM */
+	w->kill_why = why;
+	w->kill_signal = SIGTERM;
+	w->kill_sent_ms = now_ms;
+	w->kill_due_ms = now_ms + (uint64_t)llround(policy(a)->kill_grace_seconds * 1000.0);
+	vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_INFO, "sent SIGTERM to %s (pid %d); SIGKILL in %.3f s if it is still there",
+		  w->id, w->pid, policy(a)->kill_grace_seconds);
+	return true;
+}
+
+static void kill_escalate(struct vigil_action *a, uint64_t now, uint64_t *next)
+{
+	for (uint32_t i = 0; i < a->reg.slots; i++) {
+		struct vigil_worker *w = a->reg.by_slot[i];
+		if (w == NULL || w->kill_why == VIGIL_KILL_NONE || w->kill_signal == SIGKILL)
+			continue;
+		if (now >= w->kill_due_ms) {
+			if (pidfd_send_signal(w->sig_pidfd, SIGKILL, NULL, 0) == 0)
+				vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_WARN, "sent SIGKILL to %s (pid %d) after the grace",
+					  w->id, w->pid);
+			w->kill_signal = SIGKILL;
+		} else if (w->kill_due_ms < *next) {
+			*next = w->kill_due_ms;
+		}
+	}
+}
+
+/* ---- cleanup ----------------------------------------------------------------------- */
+
+static void cleanup_event(struct vigil_action *a, const char *id, const char *type, int32_t pid, const char *sig,
+			  uint64_t tokens, const char *result, uint64_t now)
+{
+	json_t *o = json_object();
+	if (o == NULL)
+		return;
+	json_object_set_new(o, "event", json_string("zombie_cleanup"));
+	json_object_set_new(o, "worker_id", json_string(id));
+	json_object_set_new(o, "worker_type", json_string(type));
+	json_object_set_new(o, "pid", pid > 0 ? json_integer(pid) : json_null());
+	json_object_set_new(o, "signal", sig != NULL ? json_string(sig) : json_null());
+	json_object_set_new(o, "tokens_returned", json_integer((json_int_t)tokens));
+	json_object_set_new(o, "result", json_string(result));
+	vigil_json_stamp(o, "timestamp", "timestamp_ms", now);
+	if (vigil_fs_append_json(a->zombie_events_fd, o) == 0)
+		a->events_written++;
+	json_decref(o);
+}
+
+static void cleanup_done(struct vigil_action *a, struct vigil_cleanup *c, uint64_t now)
+{
+	size_t n = json_array_size(c->workers);
+	bool ok = n > 0 || c->worker_id[0] == '\0';
+	json_t *o = json_object();
+	if (o != NULL) {
+		char msg[200];
+		if (n == 0)
+			snprintf(msg, sizeof msg, c->worker_id[0] ? "no zombie named %s" : "no zombies to clean up",
+				 c->worker_id);
+		else
+			snprintf(msg, sizeof msg, "%zu zombie%s cleaned up", n, n == 1 ? "" : "s");
+		json_object_set_new(o, "request_id", json_string(c->request));
+		json_object_set_new(o, "action", json_string("cleanup_zombies"));
+		json_object_set_new(o, "result", json_string(ok ? "success" : "failure"));
+		json_object_set_new(o, "message", json_string(msg));
+		json_object_set(o, "workers", c->workers);
+		vigil_json_stamp(o, "timestamp", "timestamp_ms", now);
+		vigil_fs_replace_json(a->rs.control_done_fd, c->request, o);
+		json_decref(o);
+	}
+	vigil_fs_remove(a->rs.control_queue_fd, c->request);
+	json_decref(c->workers);
+	memset(c, 0, sizeof *c);
+}
+
+static void cleanup_note(struct vigil_cleanup *c, const char *id, int32_t pid, const char *sig, uint64_t tokens,
+			 const char *result)
+{
+	json_t *w = json_object();
+	if (w == NULL)
+		return;
+	json_object_set_new(w, "worker_id", json_string(id));
+	json_object_set_new(w, "pid", pid > 0 ? json_integer(pid) : json_null());
+	json_object_set_new(w, "signal", sig != NULL ? json_string(sig) : json_null());
+	json_object_set_new(w, "tokens_returned", json_integer((json_int_t)tokens));
+	json_object_set_new(w, "result", json_string(result));
+	json_array_append_new(c->workers, w);
+}
+
+static void tokens_return(struct vigil_restart *r, uint64_t n)
+{
+	r->tokens_allocated = n > r->tokens_allocated ? 0 : r->tokens_allocated - n;
+}
+
+/* Zombie specs whose process is already gone (their record left with it). */
+static void cleanup_leftovers(struct vigil_action *a, struct vigil_cleanup *c, uint64_t now)
+{
+	char names[64][128];
+	uint32_t n = list_requests(a->zombie_fd, names, 64);
+	for (uint32_t i = 0; i < n; i++) {
+		char id[80];
+		snprintf(id, sizeof id, "%.*s", (int)(strlen(names[i]) - 5), names[i]);
+		if (c->worker_id[0] != '\0' && strcmp(c->worker_id, id) != 0)
+			continue;
+		urcu_memb_read_lock();
+		bool live = vigil_registry_find(&a->reg, id) != NULL;
+		urcu_memb_read_unlock();
+		if (live)
+			continue;
+		char why[200];
+		uint64_t tokens = 0;
+		char type[65] = "";
+		json_t *o = read_json_file(a->zombie_fd, names[i], why, sizeof why);
+		if (o != NULL) {
+			json_t *tb = json_object_get(json_object_get(o, "token_budget"), "allocated");
+			if (json_is_integer(tb) && json_integer_value(tb) > 0)
+				tokens = (uint64_t)json_integer_value(tb);
+			json_t *t = json_object_get(o, "worker_type");
+			if (json_is_string(t) && vigil_id_valid(json_string_value(t)))
+				snprintf(type, sizeof type, "%s", json_string_value(t));
+			json_decref(o);
+		}
+		vigil_fs_remove(a->zombie_fd, names[i]);
+		tokens_return(&a->rs, tokens);
+		a->rs.zombies_cleaned++;
+		cleanup_note(c, id, 0, NULL, tokens, "success (process already gone)");
+		cleanup_event(a, id, type, 0, NULL, tokens, "success", now);
+		vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_INFO, "zombie_cleanup: %s (process already gone), %llu tokens back",
+			  id, (unsigned long long)tokens);
+	}
+}
+
+static void start_cleanup(struct vigil_action *a, const char *name, const char *worker_id, uint64_t now)
+{
+	struct vigil_restart *r = &a->rs;
+	int idx = -1;
+	for (int i = 0; i < VIGIL_CLEANUPS_MAX; i++) {
+		if (r->cleanups[i].used && strcmp(r->cleanups[i].request, name) == 0)
+			return; /* in progress */
+		if (!r->cleanups[i].used && idx < 0)
+			idx = i;
+	}
+	if (idx < 0)
+		return; /* all busy: stays queued */
+	struct vigil_cleanup *c = &r->cleanups[idx];
+	memset(c, 0, sizeof *c);
+	c->used = true;
+	c->workers = json_array();
+	c->started_ms = now;
+	snprintf(c->request, sizeof c->request, "%.127s", name);
+	snprintf(c->worker_id, sizeof c->worker_id, "%s", worker_id);
+	for (uint32_t i = 0; i < a->reg.slots; i++) {
+		struct vigil_worker *w = a->reg.by_slot[i];
+		if (w == NULL || w->status != VIGIL_STATUS_ZOMBIE || (worker_id[0] && strcmp(worker_id, w->id) != 0))
+			continue;
+		struct vigil_lineage *l = lin_find(r, w->id);
+		if (l != NULL) {
+			l->state = VIGIL_LIN_STOPPED; /* cleaned up: not restarted */
+			if (l->request[0] != '\0') {
+				vigil_fs_remove(r->queue_fd, l->request);
+				l->request[0] = '\0';
+			}
+		}
+		if (w->kill_why != VIGIL_KILL_NONE || vigil_restart_kill(a, w, VIGIL_KILL_CLEANUP, now)) {
+			w->kill_why = VIGIL_KILL_CLEANUP;
+			w->cleanup_idx = (int16_t)idx;
+			c->pending++;
+			continue;
+		}
+		/* Not verified: it is never signalled.  Its slot is freed and
+		 * its beats are no longer credited (the generation moves on). */
+		struct vigil_command cmd = {.kind = VIGIL_CMD_FORGET, .slot = w->slot, .gen = w->gen, .fd = -1};
+		vigil_scanner_command(a->scanner, &cmd);
+		vigil_segment_slot_free(a->seg, w->slot, vigil_owner_make(VIGIL_SLOT_ZOMBIE, w->gen));
+		char spec[80];
+		snprintf(spec, sizeof spec, "%s.json", w->id);
+		vigil_fs_remove(a->zombie_fd, spec);
+		tokens_return(r, w->tokens);
+		r->zombies_cleaned++;
+		cleanup_note(c, w->id, w->pid, NULL, w->tokens, "slot freed; process not signalled (identity not verified)");
+		cleanup_event(a, w->id, w->type, w->pid, NULL, w->tokens, "slot_freed_unverified", now);
+		vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_WARN,
+			  "zombie_cleanup: %s pid %d not signalled (identity not verified); slot %u freed", w->id, w->pid,
+			  w->slot);
+		vigil_registry_remove(&a->reg, w);
+	}
+	cleanup_leftovers(a, c, now);
+	if (c->pending == 0)
+		cleanup_done(a, c, now);
+}
+
+/* ---- spawning ------------------------------------------------------------------------ */
+
+static bool spawn_lineage(struct vigil_action *a, struct vigil_lineage *l, uint64_t tag, char *why, size_t why_len)
+{
+	struct vigil_restart *r = &a->rs;
+	if (l->argv_json == NULL) {
+		snprintf(why, why_len, "no command known for %s", l->id);
+		return false;
+	}
+	if (l->tokens > 0 && r->tokens_allocated + l->tokens > policy(a)->token_pool) {
+		snprintf(why, why_len, "token pool exhausted: %llu requested, %llu of %llu available",
+			 (unsigned long long)l->tokens, (unsigned long long)(policy(a)->token_pool - r->tokens_allocated),
+			 (unsigned long long)policy(a)->token_pool);
+		return false;
+	}
+	json_t *cmd = json_loads(l->argv_json, 0, NULL);
+	if (!command_ok(cmd)) {
+		json_decref(cmd);
+		snprintf(why, why_len, "command of %s is not a list of strings", l->id);
+		return false;
+	}
+	size_t argc = json_array_size(cmd);
+	const char **argv = calloc(argc + 1, sizeof *argv);
+	if (argv == NULL) {
+		json_decref(cmd);
+		snprintf(why, why_len, "out of memory");
+		return false;
+	}
+	for (size_t i = 0; i < argc; i++)
+		argv[i] = json_string_value(json_array_get(cmd, i));
+	struct vigil_spawn_req req = {
+		.worker_id = l->id,
+		.worker_type = l->type,
+		.task_id = l->task,
+		.argv = argv,
+		.cwd = l->cwd,
+		.log_dirfd = r->worker_logs_fd,
+		.spawn_tag = tag,
+		.tokens = l->tokens,
+	};
+	struct vigil_spawn_result res;
+	int rc = vigil_spawn(a->seg, a->seg->name, &req, &res);
+	free(argv);
+	json_decref(cmd);
+	if (rc < 0 || res.err < 0) {
+		r->spawn_failures++;
+		snprintf(why, why_len, "%s", res.msg[0] ? res.msg : strerror(-(rc < 0 ? rc : res.err)));
+		return false;
+	}
+	if (l->pidfd >= 0)
+		close(l->pidfd);
+	l->pid = res.pid;
+	l->pidfd = res.pidfd;
+	l->slot = res.slot;
+	l->gen = res.gen;
+	l->spawned_ms = vigil_unix_ms();
+	l->deadline_ms = l->timeout_seconds > 0 ? l->spawned_ms + (uint64_t)llround(l->timeout_seconds * 1000.0) : 0;
+	r->tokens_allocated += l->tokens;
+	r->spawned++;
+	vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_INFO, "spawned %s (type %s, task %s) pid %d slot %u", l->id, l->type,
+		  l->task[0] ? l->task : "-", res.pid, res.slot);
+	return true;
+}
+
+/* ---- queues ---------------------------------------------------------------------------- */
+
+/* A request still being written (the runbook's `cat > file << EOF` makes
+ * the file before it fills it) is not malformed yet: judge it once it has
+ * been left alone for 2 s. */
+static bool still_being_written(int qfd, const char *name)
+{
+	struct stat st;
+	if (fstatat(qfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return true; /* gone meanwhile: nothing to judge */
+	uint64_t mtime_ms = (uint64_t)st.st_mtim.tv_sec * 1000ull + (uint64_t)st.st_mtim.tv_nsec / 1000000ull;
+	return mtime_ms + 2000 > vigil_unix_ms();
+}
+
+static void reject_request(struct vigil_action *a, int qfd, const char *name, const char *why)
+{
+	struct vigil_restart *r = &a->rs;
+	r->rejected_requests++;
+	char reason[128];
+	snprintf(reason, sizeof reason, "%s.reason", name);
+	char line[512];
+	int n = snprintf(line, sizeof line, "%s\n", why);
+	vigil_fs_replace(r->rejected_fd, reason, line, (size_t)(n < (int)sizeof line ? n : (int)sizeof line - 1));
+	if (renameat(qfd, name, r->rejected_fd, name) < 0)
+		vigil_fs_remove(qfd, name);
+	vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_ERROR, "request %s rejected (moved to restart/rejected/): %s", name, why);
+}
+
+static void take_restart_request(struct vigil_action *a, const char *name, uint64_t now)
+{
+	struct vigil_restart *r = &a->rs;
+	for (uint32_t i = 0; i < r->nlin; i++)
+		if (strcmp(r->lin[i]->request, name) == 0)
+			return; /* being served */
+	char why[300];
+	json_t *o = read_json_file(r->queue_fd, name, why, sizeof why);
+	if (o == NULL) {
+		if (strncmp(why, "cannot read", 11) != 0 && !still_being_written(r->queue_fd, name))
+			reject_request(a, r->queue_fd, name, why);
+		return;
+	}
+	char id[65], type[65], task[65];
+	bool ok = get_id(o, "worker_id", true, id, why, sizeof why) && get_id(o, "worker_type", false, type, why, sizeof why) &&
+		  get_id(o, "task_id", false, task, why, sizeof why);
+	json_t *reason_v = json_object_get(o, "reason");
+	if (ok && reason_v != NULL && !json_is_string(reason_v) && !json_is_null(reason_v)) {
+		snprintf(why, sizeof why, "key 'reason' must be a string");
+		ok = false;
+	}
+	json_t *attempt_v = json_object_get(o, "attempt");
+	if (ok && attempt_v != NULL && (!json_is_integer(attempt_v) || json_integer_value(attempt_v) < 1 ||
+					json_integer_value(attempt_v) > 100000)) {
+		snprintf(why, sizeof why, "key 'attempt' must be an integer >= 1");
+		ok = false;
+	}
+	json_t *cmd = json_object_get(o, "command");
+	if (ok && cmd != NULL && !command_ok(cmd)) {
+		snprintf(why, sizeof why, "key 'command' must be a non-empty list of strings");
+		ok = false;
+	}
+	json_t *cwd = json_object_get(o, "cwd");
+	if (ok && cwd != NULL && (!json_is_string(cwd) || json_string_value(cwd)[0] != '/')) {
+		snprintf(why, sizeof why, "key 'cwd' must be an absolute path");
+		ok = false;
+	}
+	json_t *tok = json_object_get(o, "tokens");
+	if (ok && tok != NULL && (!json_is_integer(tok) || json_integer_value(tok) < 0)) {
+		snprintf(why, sizeof why, "key 'tokens' must be an integer >= 0");
+		ok = false;
+	}
+	if (!ok) {
+		json_decref(o);
+		reject_request(a, r->queue_fd, name, why);
+		return;
+	}
+	char reason[129];
+	snprintf(reason, sizeof reason, "%.128s", json_is_string(reason_v) ? json_string_value(reason_v) : "unspecified");
+	bool auto_req = json_is_string(json_object_get(o, "source")) &&
+			strcmp(json_string_value(json_object_get(o, "source")), "vigild") == 0;
+	uint32_t attempt_req = attempt_v != NULL ? (uint32_t)json_integer_value(attempt_v) : 0;
+
+	/* Done before a crash?  Then only the file is left to remove. */
+	if (vigil_history_has_request(r->metrics_fd, HISTORY_FILE, name) == 1) {
+		json_decref(o);
+		vigil_fs_remove(r->queue_fd, name);
+		vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_INFO, "request %s was already carried out: removed", name);
+		return;
+	}
+
+	struct vigil_lineage *l = lin_find(r, id);
+	if (l == NULL || l->argv_json == NULL) {
+		char *argv_json = NULL, *dir = NULL;
+		uint64_t tokens = tok != NULL ? (uint64_t)json_integer_value(tok) : 0;
+		if (cmd != NULL) {
+			argv_json = json_dumps(cmd, JSON_COMPACT);
+			dir = strdup(cwd != NULL ? json_string_value(cwd) : "/");
+		} else {
+			spec_command(a, id, &argv_json, &dir, &tokens);
+		}
+		if (type[0] == '\0' && l != NULL)
+			snprintf(type, sizeof type, "%s", l->type);
+		if (type[0] == '\0') {
+			free(argv_json);
+			free(dir);
+			json_decref(o);
+			reject_request(a, r->queue_fd, name, "key 'worker_type' is missing and the worker is unknown");
+			return;
+		}
+		l = lin_new(r, id, type, task, argv_json, dir, tokens);
+		free(argv_json);
+		free(dir);
+		if (l == NULL) {
+			json_decref(o);
+			vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_ERROR, "too many workers to track; request %s waits", name);
+			return;
+		}
+	}
+	json_decref(o);
+	if (l->state == VIGIL_LIN_WAITING || l->state == VIGIL_LIN_STARTING || l->state == VIGIL_LIN_STOPPING)
+		return; /* one restart at a time per worker: this one waits its turn */
+	if (l->argv_json == NULL) {
+		/* Nothing to run: say so once, do not retry what cannot work. */
+		snprintf(l->request, sizeof l->request, "%.127s", name);
+		snprintf(l->reason, sizeof l->reason, "%s", reason);
+		l->attempt = attempt_req > 0 ? attempt_req : 1;
+		l->delay_ms = 0;
+		char msg[160];
+		snprintf(msg, sizeof msg, "unknown_worker: no command known for %s (not started by vigild, no spec)", id);
+		outcome(a, l, false, msg, false, now);
+		return;
+	}
+
+	snprintf(l->request, sizeof l->request, "%.127s", name);
+	snprintf(l->reason, sizeof l->reason, "%s", reason);
+	if (attempt_req > 0)
+		l->attempt = attempt_req;
+	else if (!auto_req && l->attempt >= policy(a)->max_retries)
+		l->attempt = 1; /* an operator's request after a give-up starts afresh */
+	else
+		l->attempt++;
+
+	/* The restart the previous vigild spawned for this very request? */
+	urcu_memb_read_lock();
+	struct vigil_worker *w = vigil_registry_find(&a->reg, id);
+	urcu_memb_read_unlock();
+	if (w != NULL && w->spawned && l->gen == w->gen && l->slot == w->slot && l->pid == w->pid && l->pid > 0 &&
+	    l->state == VIGIL_LIN_RUNNING && l->adopted_tag == tag_of(name)) {
+		l->state = VIGIL_LIN_STARTING;
+		l->due_ms = now + a->hb.timeout_ns / VIGIL_NS_PER_MS;
+		vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_INFO,
+			  "request %s: its worker was already spawned before vigild restarted; awaiting its first beat",
+			  name);
+		return;
+	}
+	if (l->attempt > policy(a)->max_retries) {
+		l->delay_ms = 0;
+		outcome(a, l, false, l->reason, false, now);
+		return;
+	}
+	l->delay_ms = backoff_ms(a, l->attempt);
+	l->due_ms = now + l->delay_ms;
+	r->attempted++;
+	if (w != NULL && w->status != VIGIL_STATUS_EXITED && w->kill_why == VIGIL_KILL_NONE &&
+	    vigil_restart_kill(a, w, VIGIL_KILL_RESTART, now)) {
+		l->state = VIGIL_LIN_STOPPING; /* restart = end it, then start it */
+	} else {
+		l->state = VIGIL_LIN_WAITING;
+	}
+	vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_INFO, "restart of %s requested (%s, %s): attempt %u in %.3f s", id, name,
+		  reason, l->attempt, (double)l->delay_ms / 1000.0);
+}
+
+static void spawn_failed(struct vigil_action *a, const char *name, const char *id, const char *type, const char *why,
+			 uint64_t now);
+
+static void take_spawn_request(struct vigil_action *a, const char *name, uint64_t now)
+{
+	struct vigil_restart *r = &a->rs;
+	char why[300];
+	json_t *o = read_json_file(r->spawn_queue_fd, name, why, sizeof why);
+	if (o == NULL) {
+		if (strncmp(why, "cannot read", 11) != 0 && !still_being_written(r->spawn_queue_fd, name))
+			reject_request(a, r->spawn_queue_fd, name, why);
+		return;
+	}
+	char id[65], type[65], task[65];
+	bool ok = get_id(o, "worker_id", true, id, why, sizeof why) && get_id(o, "worker_type", true, type, why, sizeof why) &&
+		  get_id(o, "task_id", false, task, why, sizeof why);
+	json_t *cmd = json_object_get(o, "command"), *cwd = json_object_get(o, "cwd");
+	json_t *tok = json_object_get(o, "tokens"), *tmo = json_object_get(o, "timeout_seconds");
+	char stem[80];
+	snprintf(stem, sizeof stem, "%s.json", id);
+	if (ok && strcmp(stem, name) != 0) {
+		snprintf(why, sizeof why, "file name must be <worker_id>.json");
+		ok = false;
+	}
+	if (ok && !command_ok(cmd)) {
+		snprintf(why, sizeof why, "key 'command' must be a non-empty list of strings");
+		ok = false;
+	}
+	if (ok && cwd != NULL && (!json_is_string(cwd) || json_string_value(cwd)[0] != '/')) {
+		snprintf(why, sizeof why, "key 'cwd' must be an absolute path");
+		ok = false;
+	}
+	if (ok && tok != NULL && !json_is_null(tok) && (!json_is_integer(tok) || json_integer_value(tok) < 0)) {
+		snprintf(why, sizeof why, "key 'tokens' must be an integer >= 0");
+		ok = false;
+	}
+	if (ok && tmo != NULL && !json_is_null(tmo) && (!json_is_number(tmo) || !(json_number_value(tmo) > 0))) {
+		snprintf(why, sizeof why, "key 'timeout_seconds' must be a number > 0 or null");
+		ok = false;
+	}
+	if (!ok) {
+		json_decref(o);
+		reject_request(a, r->spawn_queue_fd, name, why);
+		return;
+	}
+	urcu_memb_read_lock();
+	bool live = vigil_registry_find(&a->reg, id) != NULL;
+	urcu_memb_read_unlock();
+	struct vigil_lineage *l = lin_find(r, id);
+	if (live && l != NULL && l->adopted_tag == tag_of(name)) {
+		/* Spawned for this very request before vigild restarted. */
+		json_decref(o);
+		vigil_fs_remove(r->spawn_queue_fd, name);
+		vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_INFO, "spawn request %s was carried out before a restart: removed",
+			  name);
+		return;
+	}
+	if (live || (l != NULL && l->state != VIGIL_LIN_STOPPED)) {
+		json_decref(o);
+		spawn_failed(a, name, id, type, "worker id is already in use", now);
+		return;
+	}
+	char *argv_json = json_dumps(cmd, JSON_COMPACT);
+	l = lin_new(r, id, type, task, argv_json, cwd != NULL ? json_string_value(cwd) : "/",
+		    json_is_integer(tok) ? (uint64_t)json_integer_value(tok) : 0);
+	free(argv_json);
+	json_decref(o);
+	if (l == NULL)
+		return;
+	l->timeout_seconds = json_is_number(tmo) ? json_number_value(tmo) : 0;
+	l->attempt = 0;
+	l->delay_ms = 0;
+	if (spawn_lineage(a, l, tag_of(name), why, sizeof why)) {
+		l->state = VIGIL_LIN_RUNNING;
+		/* The spec exists before the request goes: an id is never free
+		 * in between (vigilctl picks ids from both directories). */
+		vigil_action_spec_provisional(a, l->id, l->type, l->task, l->argv_json, l->cwd, l->pid, l->slot,
+					      l->tokens, now);
+		vigil_fs_remove(r->spawn_queue_fd, name);
+		return;
+	}
+	l->state = VIGIL_LIN_STOPPED;
+	spawn_failed(a, name, id, type, why, now);
+}
+
+static void spawn_failed(struct vigil_action *a, const char *name, const char *id, const char *type, const char *why,
+			 uint64_t now)
+{
+	struct vigil_restart *r = &a->rs;
+	json_t *f = json_object();
+	if (f != NULL) {
+		json_object_set_new(f, "worker_id", json_string(id));
+		json_object_set_new(f, "result", json_string("failure"));
+		json_object_set_new(f, "message", json_string(why));
+		vigil_json_stamp(f, "timestamp", "timestamp_ms", now);
+		vigil_fs_replace_json(r->spawn_failed_fd, name, f);
+		json_t *ev = json_deep_copy(f);
+		json_decref(f);
+		if (ev != NULL) {
+			json_object_set_new(ev, "event", json_string("worker_spawn_failed"));
+			json_object_set_new(ev, "worker_type", json_string(type));
+			vigil_fs_append_json(a->hb_events_fd, ev);
+			json_decref(ev);
+		}
+	}
+	vigil_fs_remove(r->spawn_queue_fd, name);
+	vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_ERROR, "spawn of %s failed: %s", id, why);
+}
+
+static void take_control_request(struct vigil_action *a, const char *name, uint64_t now)
+{
+	struct vigil_restart *r = &a->rs;
+	char why[300];
+	json_t *o = read_json_file(r->control_queue_fd, name, why, sizeof why);
+	if (o == NULL) {
+		if (strncmp(why, "cannot read", 11) != 0 && !still_being_written(r->control_queue_fd, name))
+			reject_request(a, r->control_queue_fd, name, why);
+		return;
+	}
+	json_t *act = json_object_get(o, "action");
+	char id[65], type[65];
+	if (json_is_string(act) && strcmp(json_string_value(act), "cleanup_zombies") == 0 &&
+	    get_id(o, "worker_id", false, id, why, sizeof why)) {
+		start_cleanup(a, name, id, now);
+	} else if (json_is_string(act) && strcmp(json_string_value(act), "breaker_reset") == 0 &&
+		   get_id(o, "worker_type", true, type, why, sizeof why)) {
+		vigil_breakers_reset(&r->breakers, type, now);
+		vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_INFO, "circuit breaker for %s reset to closed by an operator", type);
+		json_t *d = json_object();
+		if (d != NULL) {
+			char msg[160];
+			snprintf(msg, sizeof msg, "circuit breaker for %s reset to closed", type);
+			json_object_set_new(d, "request_id", json_string(name));
+			json_object_set_new(d, "action", json_string("breaker_reset"));
+			json_object_set_new(d, "result", json_string("success"));
+			json_object_set_new(d, "message", json_string(msg));
+			vigil_json_stamp(d, "timestamp", "timestamp_ms", now);
+			vigil_fs_replace_json(r->control_done_fd, name, d);
+			json_decref(d);
+		}
+		vigil_fs_remove(r->control_queue_fd, name);
+	} else {
+		if (!json_is_string(act))
+			snprintf(why, sizeof why, "key 'action' must be \"cleanup_zombies\" or \"breaker_reset\"");
+		reject_request(a, r->control_queue_fd, name, why);
+	}
+	json_decref(o);
+}
+
+/* ---- hooks ------------------------------------------------------------------------------- */
+
+bool vigil_restart_on_registered(struct vigil_action *a, struct vigil_worker *w, const struct vigil_event *ev)
+{
+	struct vigil_restart *r = &a->rs;
+	w->sig_pidfd = -1;
+	w->cleanup_idx = -1;
+	struct vigil_lineage *l = lin_find(r, w->id);
+	bool spawned_here = (ev->cold_flags & VIGIL_COLD_SPAWNED) && l != NULL && l->pidfd >= 0 && l->slot == ev->slot &&
+			    l->gen == ev->gen && l->pid == ev->pid;
+	if (spawned_here) {
+		/* We started it: identity is known, no /proc check needed. */
+		w->verified = true;
+		w->spawned = true;
+		w->tokens = l->tokens;
+		w->sig_pidfd = l->pidfd;
+		l->pidfd = -1;
+		snprintf(w->cwd, sizeof w->cwd, "%s", l->cwd != NULL ? l->cwd : "/");
+		if (l->argv_json != NULL && strlen(l->argv_json) < sizeof w->command)
+			snprintf(w->command, sizeof w->command, "%s", l->argv_json);
+		int fd = fcntl(w->sig_pidfd, F_DUPFD_CLOEXEC, 0);
+		struct vigil_command c = {.kind = VIGIL_CMD_WATCH, .slot = w->slot, .gen = w->gen, .fd = fd};
+		if (fd >= 0 && !vigil_scanner_command(a->scanner, &c))
+			close(fd);
+		return true;
+	}
+	/* Adopted from a previous vigild: tokens and, for workers it spawned,
+	 * the command come back from the spec file. */
+	char *argv_json = NULL, *dir = NULL;
+	uint64_t tokens = 0;
+	bool have = spec_command(a, w->id, &argv_json, &dir, &tokens);
+	if (ev->kind == VIGIL_EV_ADOPTED) {
+		w->tokens = tokens;
+		r->tokens_allocated += tokens;
+		if ((ev->cold_flags & VIGIL_COLD_SPAWNED) && have) {
+			w->spawned = true;
+			struct vigil_lineage *nl = lin_new(r, w->id, w->type, w->task, argv_json, dir, tokens);
+			if (nl != NULL) {
+				nl->state = VIGIL_LIN_RUNNING;
+				nl->pid = w->pid;
+				nl->slot = w->slot;
+				nl->gen = w->gen;
+				nl->adopted_tag = ev->spawn_tag; /* the request it was spawned for */
+				nl->healthy_since_ms = vigil_unix_ms();
+			}
+		}
+	}
+	free(argv_json);
+	free(dir);
+	return false;
+}
+
+void vigil_restart_on_first_beat(struct vigil_action *a, struct vigil_worker *w)
+{
+	struct vigil_lineage *l = lin_find(&a->rs, w->id);
+	if (l == NULL || l->state != VIGIL_LIN_STARTING || l->slot != w->slot || l->gen != w->gen)
+		return;
+	outcome(a, l, true, "first_beat", false, vigil_unix_ms());
+}
+
+void vigil_restart_on_zombie(struct vigil_action *a, struct vigil_worker *w)
+{
+	struct vigil_lineage *l = lin_find(&a->rs, w->id);
+	if (l == NULL || l->state != VIGIL_LIN_RUNNING || !w->spawned)
+		return;
+	/* A hung worker vigild restarts: end it first, then the exit takes the
+	 * restart path with reason "zombie". */
+	if (!vigil_restart_kill(a, w, VIGIL_KILL_ZOMBIE, vigil_unix_ms()))
+		vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_WARN, "zombie %s cannot be ended (identity not verified)", w->id);
+}
+
+void vigil_restart_on_exit(struct vigil_action *a, struct vigil_worker *w, const struct vigil_event *ev, bool detached)
+{
+	struct vigil_restart *r = &a->rs;
+	uint64_t now = vigil_unix_ms();
+	if (w->cleanup_idx >= 0 && w->cleanup_idx < VIGIL_CLEANUPS_MAX && r->cleanups[w->cleanup_idx].used) {
+		struct vigil_cleanup *c = &r->cleanups[w->cleanup_idx];
+		const char *sig = w->kill_signal == SIGKILL ? "SIGKILL" : "SIGTERM";
+		char spec[80];
+		snprintf(spec, sizeof spec, "%s.json", w->id);
+		vigil_fs_remove(a->zombie_fd, spec);
+		tokens_return(r, w->tokens);
+		r->zombies_cleaned++;
+		cleanup_note(c, w->id, w->pid, sig, w->tokens, "success");
+		cleanup_event(a, w->id, w->type, w->pid, sig, w->tokens, "success", now);
+		vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_INFO, "zombie_cleanup: %s pid %d ended (%s), %llu tokens back",
+			  w->id, w->pid, sig, (unsigned long long)w->tokens);
+		if (c->pending > 0 && --c->pending == 0)
+			cleanup_done(a, c, now);
+	} else if (w->status == VIGIL_STATUS_ZOMBIE && w->kill_why == VIGIL_KILL_ZOMBIE) {
+		/* vigild ended this zombie to restart it: that is its cleanup. */
+		const char *sig = w->kill_signal == SIGKILL ? "SIGKILL" : "SIGTERM";
+		char spec[80];
+		snprintf(spec, sizeof spec, "%s.json", w->id);
+		vigil_fs_remove(a->zombie_fd, spec);
+		tokens_return(r, w->tokens);
+		r->zombies_cleaned++;
+		cleanup_event(a, w->id, w->type, w->pid, sig, w->tokens, "success", now);
+		vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_INFO, "zombie_cleanup: %s pid %d ended (%s) to restart it", w->id,
+			  w->pid, sig);
+	} else if (w->status != VIGIL_STATUS_ZOMBIE) {
+		tokens_return(r, w->tokens); /* a zombie's tokens wait for cleanup */
+	}
+
+	struct vigil_lineage *l = lin_find(r, w->id);
+	if (l == NULL || l->gen != w->gen || l->slot != w->slot)
+		return;
+	l->pid = 0;
+	char why[160];
+	if (detached)
+		snprintf(why, sizeof why, "detached");
+	else if (ev->exit_signal > 0)
+		snprintf(why, sizeof why, "killed by signal %d", ev->exit_signal);
+	else if (ev->exit_code >= 0)
+		snprintf(why, sizeof why, "exited with code %d", ev->exit_code);
+	else
+		snprintf(why, sizeof why, "exited (status unknown)");
+	switch (l->state) {
+	case VIGIL_LIN_STARTING: {
+		char msg[200];
+		snprintf(msg, sizeof msg, "died before its first beat: %s", why);
+		outcome(a, l, false, msg, true, now);
+		break;
+	}
+	case VIGIL_LIN_STOPPING:
+		l->state = VIGIL_LIN_WAITING;
+		if (l->due_ms < now)
+			l->due_ms = now;
+		break;
+	case VIGIL_LIN_RUNNING:
+		if (w->kill_why == VIGIL_KILL_ZOMBIE) {
+			write_auto_request(a, l, l->attempt + 1, "zombie", now);
+			l->state = VIGIL_LIN_STOPPED;
+		} else if (detached || w->kill_why == VIGIL_KILL_CLEANUP || w->kill_why == VIGIL_KILL_DEADLINE ||
+			   (ev->exit_code == 0 && ev->exit_signal == 0)) {
+			l->state = VIGIL_LIN_STOPPED; /* finished, or ended on purpose */
+		} else {
+			write_auto_request(a, l, l->attempt + 1, why, now);
+			l->state = VIGIL_LIN_STOPPED;
+		}
+		break;
+	default:
+		break;
+	}
+}
+
+/* ---- the poll ----------------------------------------------------------------------------- */
+
+static void lineages_due(struct vigil_action *a, uint64_t now, uint64_t *next)
+{
+	struct vigil_restart *r = &a->rs;
+	const struct vigil_restart_policy *p = policy(a);
+	for (uint32_t i = 0; i < r->nlin; i++) {
+		struct vigil_lineage *l = r->lin[i];
+		char why[300];
+		switch (l->state) {
+		case VIGIL_LIN_WAITING:
+			if (now < l->due_ms) {
+				if (l->due_ms < *next)
+					*next = l->due_ms;
+				break;
+			}
+			switch (vigil_breakers_check(&r->breakers, p, l->type, now)) {
+			case VIGIL_BREAKER_DENY:
+				r->denied++;
+				vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_WARN,
+					  "restart of %s refused: the circuit breaker for type %s is open", l->id, l->type);
+				outcome(a, l, false, "circuit_breaker_open", false, now);
+				continue;
+			case VIGIL_BREAKER_TRIAL:
+				l->trial = true;
+				vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_INFO,
+					  "breaker for type %s is half-open: restart of %s is the trial", l->type, l->id);
+				break;
+			default:
+				break;
+			}
+			if (spawn_lineage(a, l, tag_of(l->request), why, sizeof why)) {
+				l->state = VIGIL_LIN_STARTING;
+				l->due_ms = now + a->hb.timeout_ns / VIGIL_NS_PER_MS;
+				if (l->due_ms < *next)
+					*next = l->due_ms;
+			} else {
+				char msg[340];
+				snprintf(msg, sizeof msg, "spawn_failed: %s", why);
+				outcome(a, l, false, msg, true, now);
+			}
+			break;
+		case VIGIL_LIN_STARTING:
+			if (now >= l->due_ms) {
+				urcu_memb_read_lock();
+				struct vigil_worker *w = vigil_registry_find(&a->reg, l->id);
+				urcu_memb_read_unlock();
+				if (w != NULL && w->gen == l->gen)
+					vigil_restart_kill(a, w, VIGIL_KILL_NO_BEAT, now);
+				else if (l->pidfd >= 0)
+					pidfd_send_signal(l->pidfd, SIGKILL, NULL, 0);
+				outcome(a, l, false, "no_first_beat_within_heartbeat_timeout", true, now);
+			} else if (l->due_ms < *next) {
+				*next = l->due_ms;
+			}
+			break;
+		case VIGIL_LIN_RUNNING:
+			if (l->attempt > 0 && l->healthy_since_ms > 0 &&
+			    now >= l->healthy_since_ms + (uint64_t)llround(p->retry_reset_seconds * 1000.0)) {
+				l->attempt = 0; /* healthy long enough: the next failure is attempt 1 again */
+				vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_INFO, "%s ran healthy for %.0f s: retry count reset",
+					  l->id, p->retry_reset_seconds);
+			}
+			if (l->deadline_ms > 0 && now >= l->deadline_ms) {
+				urcu_memb_read_lock();
+				struct vigil_worker *w = vigil_registry_find(&a->reg, l->id);
+				urcu_memb_read_unlock();
+				if (w != NULL && w->gen == l->gen && vigil_restart_kill(a, w, VIGIL_KILL_DEADLINE, now))
+					vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_WARN,
+						  "%s ran past its --timeout of %.3f s: ending it", l->id, l->timeout_seconds);
+				l->deadline_ms = 0;
+			} else if (l->deadline_ms > 0 && l->deadline_ms < *next) {
+				*next = l->deadline_ms;
+			}
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+static void cleanups_timeout(struct vigil_action *a, uint64_t now)
+{
+	uint64_t limit = (uint64_t)llround(policy(a)->kill_grace_seconds * 1000.0) + 5000;
+	for (int i = 0; i < VIGIL_CLEANUPS_MAX; i++) {
+		struct vigil_cleanup *c = &a->rs.cleanups[i];
+		if (c->used && now > c->started_ms + limit) {
+			cleanup_note(c, "-", 0, NULL, 0, "some processes did not end in time");
+			for (uint32_t s = 0; s < a->reg.slots; s++)
+				if (a->reg.by_slot[s] != NULL && a->reg.by_slot[s]->cleanup_idx == i)
+					a->reg.by_slot[s]->cleanup_idx = -1;
+			cleanup_done(a, c, now);
+		}
+	}
+}
+
+/* Answers nobody collected (vigilctl gave up waiting) go after 10 minutes. */
+static void prune_done(struct vigil_action *a, uint64_t now)
+{
+	char names[64][128];
+	uint32_t n = list_requests(a->rs.control_done_fd, names, 64);
+	for (uint32_t i = 0; i < n; i++) {
+		struct stat st;
+		if (fstatat(a->rs.control_done_fd, names[i], &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    (uint64_t)st.st_mtime * 1000ull + 600000ull < now)
+			vigil_fs_remove(a->rs.control_done_fd, names[i]);
+	}
+}
+
+void vigil_restart_poll(struct vigil_action *a)
+{
+	struct vigil_restart *r = &a->rs;
+	uint64_t now = vigil_unix_ms();
+	uint64_t next = now + 1000;
+	char names[QUEUE_BATCH][128];
+	read_history(a);
+	uint32_t n = list_requests(r->spawn_queue_fd, names, QUEUE_BATCH);
+	for (uint32_t i = 0; i < n; i++)
+		take_spawn_request(a, names[i], now);
+	n = list_requests(r->queue_fd, names, QUEUE_BATCH);
+	for (uint32_t i = 0; i < n; i++)
+		take_restart_request(a, names[i], now);
+	n = list_requests(r->control_queue_fd, names, QUEUE_BATCH);
+	for (uint32_t i = 0; i < n; i++)
+		take_control_request(a, names[i], now);
+	lineages_due(a, now, &next);
+	kill_escalate(a, now, &next);
+	cleanups_timeout(a, now);
+	if (now / 60000 != a->rs.last_prune_min) {
+		a->rs.last_prune_min = now / 60000;
+		prune_done(a, now);
+	}
+	vigil_breakers_tick(&r->breakers, policy(a), now);
+	vigil_breakers_write_dirty(&r->breakers, r->breakers_fd, policy(a), now);
+	/* Wake for the earliest due instant; 1 ms resolution is plenty. */
+	uint64_t in_ms = next > now ? next - now : 1;
+	struct itimerspec its = {.it_value = {.tv_sec = (time_t)(in_ms / 1000), .tv_nsec = (long)(in_ms % 1000) * 1000000L}};
+	timerfd_settime(r->timerfd, 0, &its, NULL);
+}
+
+void vigil_restart_write_metrics(struct vigil_action *a, uint64_t now_ms)
+{
+	struct vigil_restart *r = &a->rs;
+	json_t *o = json_object();
+	if (o == NULL)
+		return;
+#define M(k, v) json_object_set_new(o, k, json_integer((json_int_t)(v)))
+	M("restarts_attempted", r->attempted);
+	M("restarts_succeeded", r->succeeded);
+	M("restarts_failed", r->failed);
+	M("restarts_denied_by_breaker", r->denied);
+	M("breakers_open", vigil_breakers_open_count(&r->breakers));
+	M("workers_given_up", r->gave_up);
+	M("spawns", r->spawned);
+	M("spawn_failures", r->spawn_failures);
+	M("requests_rejected", r->rejected_requests);
+	M("history_lines_skipped", r->history_bad_lines);
+	M("zombies_cleaned", r->zombies_cleaned);
+	M("tokens_pool", policy(a)->token_pool);
+	M("tokens_allocated", r->tokens_allocated);
+	M("tokens_available", policy(a)->token_pool > r->tokens_allocated ? policy(a)->token_pool - r->tokens_allocated : 0);
+#undef M
+	vigil_json_stamp(o, "timestamp", "timestamp_ms", now_ms);
+	vigil_fs_replace_json(r->metrics_fd, "worker-restart-metrics.json", o);
+	json_decref(o);
+}
+
+/* ---- life cycle ------------------------------------------------------------------------------ */
+
+int vigil_restart_init(struct vigil_action *a)
+{
+	struct vigil_restart *r = &a->rs;
+	memset(r, 0, sizeof *r);
+	r->history_fd = r->metrics_fd = r->queue_fd = r->rejected_fd = r->spawn_queue_fd = r->spawn_failed_fd = -1;
+	r->control_queue_fd = r->control_done_fd = r->breakers_fd = r->worker_logs_fd = r->timerfd = -1;
+	r->seq = (uint64_t)getpid() ^ vigil_mono_ns();
+	r->cap = VIGIL_LINEAGES_MAX;
+	r->lin = calloc(r->cap, sizeof *r->lin);
+	if (r->lin == NULL)
+		return -ENOMEM;
+	int rc = vigil_breakers_init(&r->breakers, 1024);
+	if (rc < 0)
+		return rc;
+	vigil_history_reader_init(&r->hreader);
+	struct {
+		int *fd;
+		const char *path;
+	} dirs[] = {
+		{&r->metrics_fd, "coordination/metrics"},
+		{&r->queue_fd, "coordination/restart/queue"},
+		{&r->rejected_fd, "coordination/restart/rejected"},
+		{&r->spawn_queue_fd, "coordination/spawn/queue"},
+		{&r->spawn_failed_fd, "coordination/spawn/failed"},
+		{&r->control_queue_fd, "coordination/control/queue"},
+		{&r->control_done_fd, "coordination/control/done"},
+		{&r->breakers_fd, "coordination/circuit-breakers"},
+		{&r->worker_logs_fd, "agents/logs/workers"},
+	};
+	for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+		*dirs[i].fd = vigil_fs_open_dir(a->home_fd, dirs[i].path, true);
+		if (*dirs[i].fd < 0)
+			return *dirs[i].fd;
+	}
+	r->history_fd = vigil_fs_open_append(r->metrics_fd, HISTORY_FILE);
+	if (r->history_fd < 0)
+		return r->history_fd;
+	r->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (r->timerfd < 0)
+		return -errno;
+	return 0;
+}
+
+void vigil_restart_destroy(struct vigil_action *a)
+{
+	struct vigil_restart *r = &a->rs;
+	int fds[] = {r->history_fd, r->metrics_fd, r->queue_fd, r->rejected_fd, r->spawn_queue_fd, r->spawn_failed_fd,
+		     r->control_queue_fd, r->control_done_fd, r->breakers_fd, r->worker_logs_fd, r->timerfd};
+	for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	for (uint32_t i = 0; i < r->nlin; i++) {
+		if (r->lin[i]->pidfd >= 0)
+			close(r->lin[i]->pidfd);
+		free(r->lin[i]->argv_json);
+		free(r->lin[i]->cwd);
+		free(r->lin[i]);
+	}
+	for (int i = 0; i < VIGIL_CLEANUPS_MAX; i++)
+		if (r->cleanups[i].used)
+			json_decref(r->cleanups[i].workers);
+	free(r->lin);
+	vigil_breakers_destroy(&r->breakers);
+	memset(r, 0, sizeof *r);
+}

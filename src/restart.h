@@ -1,0 +1,123 @@
+/*
+ * restart.h - self-healing: spawning, the restart queue with backoff,
+ * circuit breakers, zombie cleanup and the token pool.
+ *
+ * Everything here runs on the action thread and is driven by files, so that
+ * it survives a vigild crash: a request is a file in a queue directory and
+ * stays there until its outcome is recorded.
+ *
+ *   coordination/spawn/queue/<id>.json     vigilctl spawn        -> a new worker
+ *   coordination/spawn/failed/<id>.json    why a spawn failed
+ *   coordination/restart/queue/<name>.json anyone (the runbook's format), and
+ *                                          vigild itself for failures it saw
+ *   coordination/restart/rejected/         malformed requests, with a .reason
+ *   coordination/control/queue/<name>.json vigilctl cleanup-zombies, breaker reset
+ *   coordination/control/done/<name>.json  their answers
+ *   coordination/metrics/worker-restart-history.jsonl   one line per outcome
+ *   coordination/circuit-breakers/<type>.json           one per worker type
+ *   coordination/metrics/worker-restart-metrics.json
+ *   agents/logs/workers/<id>.log           stdout/stderr of spawned workers
+ *
+ * Exactly once: a request's id is its file name.  The outcome line carries
+ * it; a request found at start-up whose id is already in the history is
+ * only removed; one whose worker is already alive in the segment (spawned
+ * by the previous vigild under the request's tag) is adopted, not spawned
+ * again.
+ */
+#ifndef VIGIL_RESTART_H
+#define VIGIL_RESTART_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "breaker.h"
+#include "history.h"
+#include "registry.h"
+#include "scanner.h"
+
+struct vigil_action;
+
+/* Per worker id: what to run and where its restarts stand. */
+enum vigil_lineage_state {
+	VIGIL_LIN_RUNNING = 0, /* alive (or not yet seen to fail) */
+	VIGIL_LIN_WAITING,     /* a restart is due at due_ms */
+	VIGIL_LIN_STARTING,    /* spawned; success on its first beat before due_ms */
+	VIGIL_LIN_STOPPING,    /* being ended before its restart */
+	VIGIL_LIN_STOPPED,     /* finished, given up, denied or cleaned up */
+};
+
+struct vigil_lineage {
+	char id[65], type[65], task[65];
+	char *argv_json;         /* JSON array text */
+	char *cwd;
+	uint64_t tokens;
+	double timeout_seconds;  /* spawn --timeout: task deadline; 0 none */
+	uint8_t state;
+	bool trial;              /* this attempt is a circuit-breaker trial */
+	uint32_t attempt;        /* attempts in the current failure streak */
+	uint64_t due_ms;         /* WAITING: spawn at; STARTING: first beat by */
+	uint64_t delay_ms;       /* the delay this attempt waited */
+	uint64_t spawned_ms;
+	uint64_t healthy_since_ms;
+	uint64_t deadline_ms;    /* spawned_ms + timeout, 0 none */
+	int32_t pid;
+	uint32_t slot;
+	uint64_t gen;
+	int pidfd;               /* ours until the worker registers */
+	uint64_t adopted_tag;    /* adopted: spawn_tag of the request it was spawned for */
+	char request[128];       /* queue file being served, "" none */
+	char reason[129];        /* of the request being served */
+	char failure[160];       /* why the last attempt failed */
+};
+
+#define VIGIL_CLEANUPS_MAX 16
+struct vigil_cleanup {
+	bool used;
+	char request[128];
+	char worker_id[65];      /* "" all */
+	uint32_t pending;        /* workers still being ended */
+	json_t *workers;         /* array of per-worker results */
+	uint64_t started_ms;
+};
+
+struct vigil_restart {
+	struct vigil_lineage **lin;
+	uint32_t nlin, cap;
+	struct vigil_breakers breakers;
+	struct vigil_history_reader hreader;
+	int history_fd;          /* append */
+	int metrics_fd, queue_fd, rejected_fd, spawn_queue_fd, spawn_failed_fd;
+	int control_queue_fd, control_done_fd, breakers_fd, worker_logs_fd;
+	int timerfd;
+	uint64_t tokens_allocated;
+	uint64_t attempted, succeeded, failed, denied, gave_up, spawned, spawn_failures;
+	uint64_t rejected_requests, history_bad_lines, zombies_cleaned;
+	struct vigil_cleanup cleanups[VIGIL_CLEANUPS_MAX];
+	uint64_t seq;            /* for auto request names */
+	uint64_t last_prune_min;
+};
+
+int vigil_restart_init(struct vigil_action *a);
+void vigil_restart_destroy(struct vigil_action *a);
+
+/* Hooks from the event handlers (action.c). */
+/* A registration: true when it is a worker we spawned (verified; its
+ * pidfd handed to the scanner here). */
+bool vigil_restart_on_registered(struct vigil_action *a, struct vigil_worker *w, const struct vigil_event *ev);
+void vigil_restart_on_first_beat(struct vigil_action *a, struct vigil_worker *w);
+void vigil_restart_on_zombie(struct vigil_action *a, struct vigil_worker *w);
+/* Called before the record is removed. */
+void vigil_restart_on_exit(struct vigil_action *a, struct vigil_worker *w, const struct vigil_event *ev,
+			   bool detached);
+
+/* Everything time- and file-driven: queues, history, due restarts, kill
+ * escalations, breakers.  Cheap when there is nothing to do. */
+void vigil_restart_poll(struct vigil_action *a);
+void vigil_restart_write_metrics(struct vigil_action *a, uint64_t now_ms);
+
+/* Ends a verified worker: SIGTERM (and SIGCONT, so a stopped one can act on
+ * it) through its pidfd now, SIGKILL after kill_grace_seconds.  false when
+ * it cannot be signalled (not verified). */
+bool vigil_restart_kill(struct vigil_action *a, struct vigil_worker *w, uint8_t why, uint64_t now_ms);
+
+#endif /* VIGIL_RESTART_H */
