@@ -462,6 +462,19 @@ static void handle_event(struct vigil_action *a, const struct vigil_event *ev)
 	case VIGIL_EV_TICK_LATE:
 		on_host(a, ev);
 		break;
+	case VIGIL_EV_PROGRESS_STALL: {
+		struct vigil_worker *w = vigil_registry_at(&a->reg, ev->slot);
+		if (w == NULL || w->gen != ev->gen)
+			break;
+		json_t *o = event_json("progress_stall", w, ev);
+		if (o != NULL)
+			json_object_set_new(o, "stalled_ms", json_integer(ev->count_a));
+		append_event(a, a->hb_events_fd, o, HB_FILE);
+		vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_WARN,
+			  "progress_stall: worker %s pid %d beats but progress has stayed at %u%% for %u ms", w->id, w->pid,
+			  ev->progress, ev->count_a);
+		break;
+	}
 	case VIGIL_EV_FIRST_BEAT: {
 		struct vigil_worker *w = vigil_registry_at(&a->reg, ev->slot);
 		if (w != NULL && w->gen == ev->gen)

@@ -284,6 +284,7 @@ static void start_tracking(struct vigil_scanner *s, uint32_t slot, uint64_t o, u
 	nw.reported_health = (uint8_t)(gen_ok ? (vigil_beat_health(b) > 100 ? 100 : vigil_beat_health(b)) : 100);
 	nw.progress = (uint8_t)(gen_ok ? (vigil_beat_progress(b) > 100 ? 100 : vigil_beat_progress(b)) : 0);
 	nw.mode = st == VIGIL_SLOT_ZOMBIE ? VIGIL_WATCH_ZOMBIE : VIGIL_WATCH_LIVE;
+	nw.progress_v = s->vclock_ns;
 
 	struct vigil_event ev;
 	event_base(&ev, (s->first_pass || st == VIGIL_SLOT_ZOMBIE) ? VIGIL_EV_ADOPTED : VIGIL_EV_REGISTERED, slot,
@@ -436,6 +437,10 @@ static void scan_slot(struct vigil_scanner *s, uint32_t slot, struct tick_ctx *t
 			w->beats++;
 			t->beats++;
 			w->reported_health = (uint8_t)(h > 100 ? 100 : h);
+			if ((pr > 100 ? 100 : pr) != w->progress || w->progress_v == 0) {
+				w->progress_v = v; /* progress moved: a new stall episode may start */
+				w->flags &= (uint16_t)~VIGIL_WF_STALL;
+			}
 			w->progress = (uint8_t)(pr > 100 ? 100 : pr);
 			w->flags &= (uint16_t)~(VIGIL_WF_MISSED | VIGIL_WF_TIMEOUT);
 			struct vigil_slot_view *vw = &s->seg->view[slot];
@@ -483,6 +488,18 @@ static void scan_slot(struct vigil_scanner *s, uint32_t slot, struct tick_ctx *t
 				atomic_fetch_add_explicit(&s->metrics.heartbeat_timeouts, 1, memory_order_relaxed);
 			}
 		}
+	}
+	/* Beats keep coming but progress is stuck (100 % is "done", not stuck). */
+	if (p->progress_stall_ns > 0 && missed == 0 && w->progress < 100 && w->progress_v != 0 &&
+	    !(w->flags & VIGIL_WF_STALL) && v - w->progress_v >= p->progress_stall_ns) {
+		struct vigil_event ev;
+		event_base(&ev, VIGIL_EV_PROGRESS_STALL, slot, w, t->real_ms);
+		ev.health_score = health;
+		uint64_t stalled_ms = (v - w->progress_v) / VIGIL_NS_PER_MS;
+		ev.count_a = stalled_ms > UINT32_MAX ? UINT32_MAX : (uint32_t)stalled_ms;
+		ev.due_unix_ms = due_to_unix_ms(s, w->progress_v + p->progress_stall_ns, t->real_ms);
+		if (emit(s, &ev, &t->woke))
+			w->flags |= VIGIL_WF_STALL;
 	}
 	if (silence >= p->zombie_ns || (double)health < p->min_health_score)
 		s->candidates[t->ncand++] = slot;

@@ -46,6 +46,7 @@ enum vigil_event_kind {
 	VIGIL_EV_VANISHED,       /* the slot changed owner behind our back */
 	VIGIL_EV_TICK_LATE,      /* the supervisor lost time: credited */
 	VIGIL_EV_FIRST_BEAT,     /* the worker's first beat since it registered */
+	VIGIL_EV_PROGRESS_STALL, /* beats keep coming, progress has not moved */
 };
 
 /* Events travel by value (CK_RING_PROTOTYPE copies them), so the rings
@@ -68,7 +69,7 @@ struct vigil_event {
 	uint64_t pid_start_ticks;
 	int32_t exit_code;   /* -1 when unknown (not our child) */
 	int32_t exit_signal; /* 0 none, -1 unknown */
-	uint32_t count_a;    /* HOST_STALL: silent workers; TICK_LATE: ms lost */
+	uint32_t count_a;    /* HOST_STALL: silent workers; TICK_LATE: ms lost; PROGRESS_STALL: ms stalled */
 	uint32_t count_b;    /* HOST_STALL: monitored workers */
 	uint8_t zombie;      /* ADOPTED: the slot was already a zombie */
 	uint8_t pad[3];
@@ -123,6 +124,7 @@ struct vigil_watch {
 	uint64_t credit_at_seen_ns; /* credit total when last seen */
 	uint64_t beats;
 	uint64_t first_seen_v;   /* CLAIMED: when we first saw the claim */
+	uint64_t progress_v;     /* virtual clock when progress last moved */
 	int32_t pidfd;           /* -1 none */
 	uint16_t flags;
 	uint8_t mode;            /* enum vigil_watch_mode */
@@ -144,6 +146,7 @@ enum vigil_watch_mode {
 #define VIGIL_WF_TIMEOUT 0x2u    /* heartbeat_timeout reported */
 #define VIGIL_WF_EXIT 0x4u       /* pidfd readable, exit not yet enqueued */
 #define VIGIL_WF_CANDIDATE 0x8u  /* zombie candidate this tick */
+#define VIGIL_WF_STALL 0x10u     /* progress_stall reported this episode */
 
 struct vigil_scanner {
 	struct vigil_segment *seg;

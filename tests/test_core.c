@@ -330,7 +330,7 @@ static void rig_up(struct rig *r, uint32_t slots)
 	char err[256];
 	assert_int_equal(vigil_segment_open(&r->seg, seg_name, slots, 0600, true, true, err, sizeof err), 0);
 	const char *pol = "{\"heartbeat_interval_seconds\":0.05,\"heartbeat_timeout_seconds\":0.2,"
-			  "\"zombie_threshold_seconds\":0.5}";
+			  "\"zombie_threshold_seconds\":0.5,\"progress_stall_seconds\":0.3}";
 	char e2[256];
 	assert_int_equal(vigil_policy_heartbeat_parse(pol, strlen(pol), "t", &r->pol, e2, sizeof e2, NULL, 0), 0);
 	assert_true(r->pol.tick_ns == 12500000ull);
@@ -606,6 +606,51 @@ static void scanner_mass_silence_says_so_first(void **state)
 	rig_down(&r);
 }
 
+static void scanner_progress_stall(void **state)
+{
+	(void)state;
+	struct rig r = {0};
+	rig_up(&r, 2);
+	struct vigil v;
+	register_worker(&r, &v, "worker-stall-001");
+	struct vigil_event ev[8];
+	rig_tick_to(&r, r.t + MS);
+	assert_int_equal(rig_events(&r, ev, 8), 1);
+	vigil_beat(&v, 100, 7);
+	rig_tick_to(&r, r.t + 10 * MS);
+	uint64_t moved = r.t; /* progress became 7 here */
+	/* beats keep coming, progress stays at 7: nothing before 300 ms */
+	while (r.t + 10 * MS < moved + 300 * MS) {
+		vigil_beat(&v, 100, 7);
+		rig_tick_to(&r, r.t + 10 * MS);
+		assert_int_equal(rig_events(&r, ev, 8), 0);
+	}
+	vigil_beat(&v, 100, 7);
+	rig_tick_to(&r, moved + 300 * MS);
+	int n = rig_events(&r, ev, 8);
+	assert_int_equal(n, 1);
+	assert_int_equal(ev[0].kind, VIGIL_EV_PROGRESS_STALL);
+	assert_true(ev[0].count_a >= 300);
+	/* once per episode */
+	vigil_beat(&v, 100, 7);
+	rig_tick_to(&r, r.t + 10 * MS);
+	assert_int_equal(rig_events(&r, ev, 8), 0);
+	/* progress moves: a new episode can start later */
+	vigil_beat(&v, 100, 8);
+	rig_tick_to(&r, r.t + 10 * MS);
+	moved = r.t;
+	while (r.t + 10 * MS < moved + 300 * MS) {
+		vigil_beat(&v, 100, 8);
+		rig_tick_to(&r, r.t + 10 * MS);
+	}
+	vigil_beat(&v, 100, 8);
+	rig_tick_to(&r, moved + 300 * MS);
+	n = rig_events(&r, ev, 8);
+	assert_int_equal(n, 1);
+	assert_int_equal(ev[0].kind, VIGIL_EV_PROGRESS_STALL);
+	rig_down(&r);
+}
+
 static void scanner_ring_full_defers(void **state)
 {
 	(void)state;
@@ -764,6 +809,7 @@ int main(void)
 		cmocka_unit_test_teardown(scanner_generation_reuse, teardown_seg),
 		cmocka_unit_test_teardown(scanner_supervisor_stall_credited, teardown_seg),
 		cmocka_unit_test_teardown(scanner_mass_silence_says_so_first, teardown_seg),
+		cmocka_unit_test_teardown(scanner_progress_stall, teardown_seg),
 		cmocka_unit_test_teardown(scanner_ring_full_defers, teardown_seg),
 		cmocka_unit_test_teardown(scanner_stale_claim_freed, teardown_seg),
 		cmocka_unit_test_teardown(scanner_garbage_segment, teardown_seg),
