@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "sdnotify.h"
 #include "util.h"
 #include "verify.h"
 
@@ -40,6 +41,7 @@
 #define TOK_INO 3
 #define TOK_SNAP 4
 #define TOK_RESTART 5
+#define TOK_WATCHDOG 6
 
 static const char *const HB_POLICY = "heartbeat-policy.json";
 static const char *const RESTART_POLICY = "worker-restart-policy.json";
@@ -652,6 +654,8 @@ int vigil_action_init(struct vigil_action *a, int home_fd, struct vigil_segment 
 	a->home_fd = home_fd;
 	a->config_fd = a->active_fd = a->zombie_fd = a->events_fd = a->metrics_fd = -1;
 	a->hb_events_fd = a->zombie_events_fd = a->epfd = a->sigfd = a->inofd = a->snapfd = -1;
+	a->wdfd = -1;
+	a->debug = getenv("VIGIL_DEBUG") != NULL && strcmp(getenv("VIGIL_DEBUG"), "1") == 0;
 	a->seg = seg;
 	a->scanner = scanner;
 	a->hb = *hb;
@@ -713,6 +717,56 @@ int vigil_action_init(struct vigil_action *a, int home_fd, struct vigil_segment 
 	    (rc = add_fd(a->epfd, a->rs.timerfd, TOK_RESTART)) < 0)
 		return rc;
 	return 0;
+}
+
+int vigil_action_watchdog(struct vigil_action *a, uint64_t watchdog_usec)
+{
+	if (watchdog_usec == 0)
+		return 0;
+	uint64_t period_ns = watchdog_usec * 1000ull / 3;
+	if (period_ns < 1000000ull)
+		period_ns = 1000000ull;
+	a->wdfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (a->wdfd < 0)
+		return -errno;
+	struct itimerspec its = {.it_interval = {.tv_sec = (time_t)(period_ns / VIGIL_NS_PER_S),
+						 .tv_nsec = (long)(period_ns % VIGIL_NS_PER_S)}};
+	its.it_value = its.it_interval;
+	if (timerfd_settime(a->wdfd, 0, &its, NULL) < 0)
+		return -errno;
+	a->wd_last_ticks = atomic_load_explicit(&a->scanner->metrics.ticks, memory_order_relaxed);
+	return add_fd(a->epfd, a->wdfd, TOK_WATCHDOG);
+}
+
+static void watchdog_ping(struct vigil_action *a)
+{
+	uint64_t t = atomic_load_explicit(&a->scanner->metrics.ticks, memory_order_relaxed);
+	if (t == a->wd_last_ticks) {
+		/* The scanner has not completed a tick since the last ping: let
+		 * systemd's watchdog notice instead of vouching for it. */
+		vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_WARN, "scanner made no progress: WATCHDOG=1 withheld");
+		return;
+	}
+	a->wd_last_ticks = t;
+	vigil_sd_notify("WATCHDOG=1");
+}
+
+void vigil_action_sd_status(struct vigil_action *a)
+{
+	if (!vigil_sd_enabled())
+		return;
+	uint32_t zombies = 0, missed = 0;
+	for (uint32_t i = 0; i < a->reg.slots; i++) {
+		const struct vigil_worker *w = a->reg.by_slot[i];
+		if (w == NULL)
+			continue;
+		zombies += w->status == VIGIL_STATUS_ZOMBIE;
+		missed += w->missed > 0 && w->status != VIGIL_STATUS_ZOMBIE;
+	}
+	char msg[200];
+	snprintf(msg, sizeof msg, "STATUS=%u workers, %u zombies, %u missing beats, %u breakers open", a->reg.count,
+		 zombies, missed, vigil_breakers_open_count(&a->rs.breakers));
+	vigil_sd_notify(msg);
 }
 
 void vigil_action_prune_stale_specs(struct vigil_action *a)
@@ -820,11 +874,16 @@ int vigil_action_run(struct vigil_action *a)
 				vigil_action_drain(a);
 				vigil_restart_poll(a);
 				vigil_action_snapshot(a, false);
+				vigil_action_sd_status(a);
 				break;
 			case TOK_RESTART:
 				drain_fd(a->rs.timerfd);
 				vigil_action_drain(a);
 				vigil_restart_poll(a);
+				break;
+			case TOK_WATCHDOG:
+				drain_fd(a->wdfd);
+				watchdog_ping(a);
 				break;
 			default:
 				break;
@@ -837,7 +896,7 @@ int vigil_action_run(struct vigil_action *a)
 void vigil_action_destroy(struct vigil_action *a)
 {
 	int fds[] = {a->config_fd, a->active_fd, a->zombie_fd, a->events_fd, a->metrics_fd, a->hb_events_fd,
-		     a->zombie_events_fd, a->epfd, a->sigfd, a->inofd, a->snapfd};
+		     a->zombie_events_fd, a->epfd, a->sigfd, a->inofd, a->snapfd, a->wdfd};
 	for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);

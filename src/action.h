@@ -45,6 +45,9 @@ struct vigil_action {
 	bool write_error_episode; /* log write failures once per episode */
 	bool stop;
 	int ino_config_wd;     /* inotify watch of coordination/config */
+	int wdfd;              /* systemd watchdog timer, -1 without one */
+	uint64_t wd_last_ticks;
+	bool debug;            /* VIGIL_DEBUG=1: test hooks accepted */
 	struct vigil_restart rs; /* spawning, restarts, breakers, cleanup */
 };
 
@@ -53,6 +56,10 @@ struct vigil_action {
 int vigil_action_init(struct vigil_action *a, int home_fd, struct vigil_segment *seg,
 		      struct vigil_scanner *scanner, const struct vigil_heartbeat_policy *hb,
 		      const struct vigil_restart_policy *rp, const struct vigil_autofix_policy *ap);
+/* systemd: ping WATCHDOG=1 every watchdog_usec / 3 while the scanner ticks. */
+int vigil_action_watchdog(struct vigil_action *a, uint64_t watchdog_usec);
+/* systemd STATUS= line with live counts. */
+void vigil_action_sd_status(struct vigil_action *a);
 
 /* Processes every event now in the ring (start-up adoption uses it). */
 void vigil_action_drain(struct vigil_action *a);

@@ -30,6 +30,7 @@
 #include "log.h"
 #include "policy.h"
 #include "scanner.h"
+#include "sdnotify.h"
 #include "segment.h"
 #include "util.h"
 
@@ -332,7 +333,13 @@ int main(int argc, char **argv)
 		fprintf(stderr, "vigild: cannot start the scanner: %s\n", strerror(-rc));
 		return 1;
 	}
+	uint64_t wd_usec = vigil_sd_init();
+	if (vigil_action_watchdog(&action, wd_usec) < 0)
+		vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_WARN, "cannot arm the systemd watchdog timer");
+	vigil_sd_notify("READY=1");
+	vigil_action_sd_status(&action);
 	rc = vigil_action_run(&action);
+	vigil_sd_notify("STOPPING=1");
 	vigil_scanner_stop(&scanner);
 	vigil_action_drain(&action);
 	vigil_action_snapshot(&action, true);

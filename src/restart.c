@@ -984,6 +984,18 @@ static void take_control_request(struct vigil_action *a, const char *name, uint6
 			json_decref(d);
 		}
 		vigil_fs_remove(r->control_queue_fd, name);
+	} else if (a->debug && json_is_string(act) && strcmp(json_string_value(act), "debug_stall_scanner") == 0 &&
+		   json_is_number(json_object_get(o, "seconds"))) {
+		/* Test hook, only with VIGIL_DEBUG=1: stall the scanner. */
+		double sec = json_number_value(json_object_get(o, "seconds"));
+		if (sec > 60)
+			sec = 60;
+		if (sec < 0)
+			sec = 0;
+		atomic_store_explicit(&a->scanner->debug_stall_until_ns, vigil_mono_ns() + (uint64_t)(sec * 1e9),
+				      memory_order_relaxed);
+		vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_WARN, "debug: scanner stalled for %.3f s on request", sec);
+		vigil_fs_remove(r->control_queue_fd, name);
 	} else {
 		if (!json_is_string(act))
 			snprintf(why, sizeof why, "key 'action' must be \"cleanup_zombies\" or \"breaker_reset\"");

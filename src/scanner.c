@@ -682,6 +682,15 @@ static void *scanner_main(void *arg)
 		handle_exits(s, evs, n);
 		if (tick)
 			vigil_scanner_tick(s, vigil_mono_ns());
+		uint64_t until = atomic_load_explicit(&s->debug_stall_until_ns, memory_order_relaxed);
+		if (until != 0) {
+			/* Debug only (see the field): bounded by the request, 60 s. */
+			for (int i = 0; i < 6000 && vigil_mono_ns() < until; i++) {
+				struct timespec ts = {0, 10000000};
+				nanosleep(&ts, NULL);
+			}
+			atomic_store_explicit(&s->debug_stall_until_ns, 0, memory_order_relaxed);
+		}
 	}
 	urcu_memb_unregister_thread();
 	return NULL;

@@ -168,6 +168,9 @@ struct vigil_scanner {
 	uint64_t stall_hold_until_v;     /* zombie verdicts held until then */
 	bool stall_episode;
 	bool first_pass;                 /* adopt what is already there */
+	/* Test hook (vigild run with VIGIL_DEBUG=1): the scanner sleeps until
+	 * this monotonic instant, to show that the watchdog stops. */
+	_Atomic uint64_t debug_stall_until_ns;
 	pthread_t thread;
 };
 

@@ -307,6 +307,11 @@ json_t *itest_read_json(const struct itest_home *h, const char *rel)
 void itest_home_create(struct itest_home *h)
 {
 	ensure_registered();
+	/* A systemd environment (CI under a service) must not leak into the
+	 * vigild under test; a test that wants NOTIFY_SOCKET sets it after. */
+	unsetenv("NOTIFY_SOCKET");
+	unsetenv("WATCHDOG_USEC");
+	unsetenv("WATCHDOG_PID");
 	memset(h, 0, sizeof *h);
 	snprintf(h->dir, sizeof h->dir, "/tmp/vigil-it-XXXXXX");
 	if (mkdtemp(h->dir) == NULL)
@@ -347,7 +352,7 @@ static bool env_overridden(const char *entry, const char *const *extra)
 {
 	static const char *const drop[] = {"VIGIL_SHM=",  "VIGIL_SLOT=", "VIGIL_GEN=",	    "WORKER_ID=",
 					   "WORKER_TYPE=", "TASK_ID=",   "COMMIT_RELAY_HOME=", "VIGILCTL=",
-					   "SHIM=",	  "NOTIFY_SOCKET="};
+					   "SHIM="};
 	for (size_t i = 0; i < sizeof drop / sizeof drop[0]; i++)
 		if (strncmp(entry, drop[i], strlen(drop[i])) == 0)
 			return true;
@@ -838,4 +843,116 @@ int itest_sanitizer_reports(const struct itest_home *h)
 	}
 	closedir(d);
 	return bad;
+}
+
+/* ---- additions (self-healing tests) ------------------------------------------------------------ */
+
+pid_t itest_vigild_start_args(struct itest_home *h, const char *const *extra)
+{
+	if (h->vigild > 0)
+		fail_msg("itest: vigild already running for %s", h->dir);
+	const char *argv[48] = {VIGILD_PATH, "--home", h->dir, "--shm", h->shm, "--pidfile", h->pidfile};
+	int n = 7;
+	for (int i = 0; extra != NULL && extra[i] != NULL && n < 47; i++)
+		argv[n++] = extra[i];
+	argv[n] = NULL;
+	int fd = open_log(h, "vigild.out");
+	int64_t t0 = itest_now_ms();
+	pid_t pid = spawn(argv, NULL, -1, fd, fd);
+	close(fd);
+	int64_t deadline = itest_mono_ms() + 10000;
+	for (;;) {
+		int st;
+		if (waitpid(pid, &st, WNOHANG) == pid) {
+			untrack_pid(pid);
+			char *log = itest_read_file(h, "vigild.out");
+			fail_msg("itest: vigild exited during start-up with %d; its output:\n%s", status_code(st),
+				 log != NULL ? log : "(none)");
+		}
+		if (read_pidfile(h) == pid) {
+			json_t *m = itest_read_json(h, "coordination/metrics/heartbeat-monitor-metrics.json");
+			json_t *ts = m != NULL ? json_object_get(m, "timestamp_ms") : NULL;
+			bool fresh = ts != NULL && json_is_integer(ts) && json_integer_value(ts) >= t0;
+			json_decref(m);
+			if (fresh)
+				break;
+		}
+		if (itest_mono_ms() >= deadline) {
+			char *log = itest_read_file(h, "vigild.out");
+			fail_msg("itest: vigild (pid %d) did not write its pid file and metrics within 10 s; output:\n%s",
+				 (int)pid, log != NULL ? log : "(none)");
+		}
+		itest_sleep_ms(5);
+	}
+	h->vigild = pid;
+	return pid;
+}
+
+/* Does the NUL-separated environment block env (len bytes) hold entry? */
+static bool env_block_has(const char *env, size_t len, const char *entry)
+{
+	size_t el = strlen(entry);
+	for (size_t i = 0; i < len;) {
+		size_t l = strnlen(env + i, len - i);
+		if (l == el && memcmp(env + i, entry, el) == 0)
+			return true;
+		i += l + 1;
+	}
+	return false;
+}
+
+int itest_procs_with_env(const char *const *envs, pid_t *out, int max)
+{
+	DIR *d = opendir("/proc");
+	if (d == NULL)
+		return 0;
+	int n = 0;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		char *end;
+		long pid = strtol(de->d_name, &end, 10);
+		if (*end != '\0' || pid <= 0 || pid == (long)getpid())
+			continue;
+		char path[64];
+		snprintf(path, sizeof path, "/proc/%ld/environ", pid);
+		size_t len;
+		char *env = slurp(path, &len);
+		if (env == NULL)
+			continue;
+		bool all = len > 0;
+		for (int i = 0; all && envs[i] != NULL; i++)
+			all = env_block_has(env, len, envs[i]);
+		free(env);
+		if (!all || !itest_alive((pid_t)pid))
+			continue;
+		if (out != NULL && n < max)
+			out[n] = (pid_t)pid;
+		n++;
+	}
+	closedir(d);
+	return n;
+}
+
+int itest_kill_segment_users(const char *shm)
+{
+	if (shm == NULL || shm[0] == '\0')
+		return 0;
+	char entry[128];
+	snprintf(entry, sizeof entry, "VIGIL_SHM=%s", shm);
+	const char *envs[] = {entry, NULL};
+	int killed = 0;
+	/* A few rounds: a worker being started while we look is caught next time. */
+	for (int round = 0; round < 5; round++) {
+		pid_t pids[256];
+		int n = itest_procs_with_env(envs, pids, 256);
+		if (n == 0)
+			break;
+		for (int i = 0; i < n && i < 256; i++) {
+			kill(pids[i], SIGCONT);
+			if (kill(pids[i], SIGKILL) == 0)
+				killed++;
+		}
+		itest_sleep_ms(10);
+	}
+	return killed;
 }

@@ -10,6 +10,9 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <fcntl.h>
 #include <regex.h>
 #include <signal.h>
@@ -913,6 +916,87 @@ static void second_vigild_refused(void **state)
 	free(pid);
 }
 
+
+/* ---- systemd notification ------------------------------------------------------ */
+
+struct notify_rx {
+	int fd;
+	int64_t last_watchdog_ms;
+	int watchdogs;
+	bool ready;
+	bool status;
+	int64_t max_gap_ms; /* longest gap between WATCHDOG=1 pings seen */
+};
+
+static void notify_drain(struct notify_rx *rx, int ms)
+{
+	int64_t end = itest_mono_ms() + ms;
+	while (itest_mono_ms() < end) {
+		struct pollfd pfd = {.fd = rx->fd, .events = POLLIN};
+		if (poll(&pfd, 1, 10) <= 0)
+			continue;
+		char buf[512];
+		ssize_t n = recv(rx->fd, buf, sizeof buf - 1, 0);
+		if (n <= 0)
+			continue;
+		buf[n] = '\0';
+		if (strstr(buf, "READY=1") != NULL)
+			rx->ready = true;
+		if (strstr(buf, "STATUS=") != NULL)
+			rx->status = true;
+		if (strstr(buf, "WATCHDOG=1") != NULL) {
+			int64_t now = itest_mono_ms();
+			if (rx->last_watchdog_ms > 0 && now - rx->last_watchdog_ms > rx->max_gap_ms)
+				rx->max_gap_ms = now - rx->last_watchdog_ms;
+			rx->last_watchdog_ms = now;
+			rx->watchdogs++;
+		}
+	}
+}
+
+/* READY, STATUS and WATCHDOG reach a NOTIFY_SOCKET; WATCHDOG=1 stops while
+ * the scanner is stalled (a test hook, VIGIL_DEBUG=1) and comes back after. */
+static void systemd_notify_and_watchdog(void **state)
+{
+	(void)state;
+	/* sun_path is 108 bytes: keep the socket in a short directory */
+	char sock[108];
+	snprintf(sock, sizeof sock, "/tmp/vigil-it-notify-%d.sock", (int)getpid());
+	unlink(sock);
+	struct notify_rx rx = {.fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)};
+	CHECK(rx.fd >= 0, "socket: %s", strerror(errno));
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	memcpy(sa.sun_path, sock, strlen(sock) + 1);
+	CHECK(bind(rx.fd, (struct sockaddr *)&sa, sizeof sa) == 0, "bind %s: %s", sock, strerror(errno));
+	setenv("NOTIFY_SOCKET", sock, 1);
+	setenv("WATCHDOG_USEC", "300000", 1); /* ping every 100 ms */
+	setenv("VIGIL_DEBUG", "1", 1);
+	itest_vigild_start(&H);
+	unsetenv("NOTIFY_SOCKET");
+	unsetenv("WATCHDOG_USEC");
+	unsetenv("VIGIL_DEBUG");
+	worker("worker-sd-001", "sd", "10", NULL);
+	json_decref(registered("worker-sd-001"));
+	notify_drain(&rx, 1200);
+	CHECK(rx.ready, "no READY=1 received");
+	CHECK(rx.status, "no STATUS= received");
+	CHECK(rx.watchdogs >= 5, "only %d WATCHDOG=1 pings in 1.2 s (expected one per 100 ms)", rx.watchdogs);
+	/* stall the scanner for 1.5 s: the pings must stop meanwhile */
+	itest_write_file(&H, "coordination/control/queue/debug-stall.json",
+			 "{\"action\":\"debug_stall_scanner\",\"seconds\":1.5}\n");
+	CHECK(itest_wait_text(&H, HB_LOG, "debug: scanner stalled", 3000), "the stall request was not taken");
+	rx.max_gap_ms = 0;
+	notify_drain(&rx, 2500);
+	CHECK(rx.max_gap_ms >= 1000,
+	      "WATCHDOG=1 kept coming while the scanner was stalled (longest gap %lld ms)", (long long)rx.max_gap_ms);
+	int before = rx.watchdogs;
+	notify_drain(&rx, 800);
+	CHECK(rx.watchdogs > before, "WATCHDOG=1 did not resume after the stall");
+	CHECK(itest_wait_text(&H, HB_LOG, "WATCHDOG=1 withheld", 100), "the withheld ping was not logged");
+	close(rx.fd);
+	unlink(sock);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -930,6 +1014,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(segment_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(vigilctl_status_lists_fleet, setup, teardown),
 		cmocka_unit_test_setup_teardown(second_vigild_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(systemd_notify_and_watchdog, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("integration", tests, NULL, NULL);
 }

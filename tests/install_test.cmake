@@ -1,0 +1,35 @@
+# Installs the build into a temporary prefix and builds an out-of-tree
+# worker with nothing but `pkg-config --cflags vigil` (the README example).
+set(prefix "${WORK_DIR}/install-prefix")
+file(REMOVE_RECURSE "${prefix}")
+execute_process(COMMAND ${CMAKE_COMMAND} --install "${BUILD_DIR}" --prefix "${prefix}"
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "cmake --install failed:\n${out}\n${err}")
+endif()
+foreach(f bin/vigild bin/vigilctl include/vigil.h share/vigil/worker-heartbeat-emitter.sh
+          share/pkgconfig/vigil.pc lib/systemd/system/vigild.service)
+  if(NOT EXISTS "${prefix}/${f}")
+    message(FATAL_ERROR "not installed: ${f}")
+  endif()
+endforeach()
+execute_process(COMMAND env "PKG_CONFIG_PATH=${prefix}/share/pkgconfig" pkg-config --cflags vigil
+                RESULT_VARIABLE rc OUTPUT_VARIABLE cflags OUTPUT_STRIP_TRAILING_WHITESPACE)
+if(NOT rc EQUAL 0 OR NOT cflags MATCHES "-I.*/include")
+  message(FATAL_ERROR "pkg-config --cflags vigil gave '${cflags}' (rc ${rc})")
+endif()
+file(READ "${SOURCE_DIR}/README.md" readme)
+string(REGEX MATCH "readme-example: begin[^\n]*\n```c\n(.*)\n```\n<!-- readme-example: end" _ "${readme}")
+file(WRITE "${WORK_DIR}/oot/worker.c" "${CMAKE_MATCH_1}\n")
+separate_arguments(flags UNIX_COMMAND "${cflags}")
+execute_process(COMMAND ${CC} -std=c11 -O2 -Wall -Werror ${flags} worker.c -o worker
+                WORKING_DIRECTORY "${WORK_DIR}/oot" RESULT_VARIABLE rc ERROR_VARIABLE err)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "out-of-tree worker does not build with pkg-config --cflags vigil:\n${err}")
+endif()
+execute_process(COMMAND "${prefix}/bin/vigild" --version RESULT_VARIABLE rc OUTPUT_VARIABLE v)
+if(NOT rc EQUAL 0 OR NOT v MATCHES "vigild")
+  message(FATAL_ERROR "installed vigild --version failed")
+endif()
+file(REMOVE_RECURSE "${prefix}")
+message(STATUS "installed, and an out-of-tree worker builds with pkg-config")
