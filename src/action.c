@@ -31,7 +31,9 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include "fixes.h"
 #include "log.h"
+#include "prom.h"
 #include "sdnotify.h"
 #include "util.h"
 #include "verify.h"
@@ -336,6 +338,24 @@ static void on_register(struct vigil_action *a, const struct vigil_event *ev)
 	spec_write(a, w, ev->unix_ms);
 }
 
+/* Reports a failure of w to the classifier and auto-fix. */
+static void failure(struct vigil_action *a, const struct vigil_worker *w, uint8_t kind, const struct vigil_event *ev)
+{
+	struct vigil_failure f;
+	memset(&f, 0, sizeof f);
+	f.kind = kind;
+	snprintf(f.worker_id, sizeof f.worker_id, "%s", w->id);
+	snprintf(f.worker_type, sizeof f.worker_type, "%s", w->type);
+	f.exit_code = ev->exit_code;
+	f.signal = ev->exit_signal;
+	f.killed_by_vigil = w->kill_why != VIGIL_KILL_NONE;
+	f.at_ms = vigil_unix_ms();
+	f.uptime_ms = f.at_ms > w->created_unix_ms ? f.at_ms - w->created_unix_ms : 0;
+	f.progress = ev->progress;
+	f.stalled_ms = kind == VIGIL_FAIL_PROGRESS_STALL ? ev->count_a : 0;
+	vigil_fixes_failure(a, &f);
+}
+
 static void on_verdict(struct vigil_action *a, const struct vigil_event *ev)
 {
 	struct vigil_worker *w = vigil_registry_at(&a->reg, ev->slot);
@@ -356,6 +376,8 @@ static void on_verdict(struct vigil_action *a, const struct vigil_event *ev)
 	append_event(a, a->hb_events_fd, event_json(name, w, ev), HB_FILE);
 	vigil_log(VIGIL_LOG_HEARTBEAT, ev->kind == VIGIL_EV_RECOVERED ? VIGIL_LOG_INFO : VIGIL_LOG_WARN,
 		  "%s: worker %s pid %d health %u missed %u", name, w->id, w->pid, ev->health_score, ev->missed);
+	if (ev->kind == VIGIL_EV_RECOVERED)
+		failure(a, w, VIGIL_FAIL_RECOVERED, ev); /* a lapse that recovered: flapping evidence */
 }
 
 static void on_zombie(struct vigil_action *a, const struct vigil_event *ev)
@@ -376,6 +398,7 @@ static void on_zombie(struct vigil_action *a, const struct vigil_event *ev)
 	if (spec_file_name(w, name, sizeof name) == 0)
 		note_write(a, vigil_fs_remove(a->active_fd, name), name);
 	vigil_restart_on_zombie(a, w);
+	failure(a, w, VIGIL_FAIL_HANG, ev);
 }
 
 static void on_gone(struct vigil_action *a, const struct vigil_event *ev)
@@ -384,6 +407,9 @@ static void on_gone(struct vigil_action *a, const struct vigil_event *ev)
 	if (w == NULL || w->gen != ev->gen)
 		return;
 	bool zombie = w->status == VIGIL_STATUS_ZOMBIE;
+	/* The restart path first: it decides whether a successor is coming. */
+	bool was_restart = vigil_restart_on_exit(a, w, ev, ev->kind == VIGIL_EV_DETACHED);
+	bool successor = !was_restart && ev->kind != VIGIL_EV_VANISHED && vigil_restart_underway(a, w->id);
 	if (ev->kind == VIGIL_EV_EXITED) {
 		json_t *o = event_json("worker_exited", w, ev);
 		if (o != NULL) {
@@ -397,12 +423,23 @@ static void on_gone(struct vigil_action *a, const struct vigil_event *ev)
 		vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_WARN, "worker_exited: worker %s pid %d%s", w->id, w->pid,
 			  zombie ? " (was a zombie; its zombie/ spec stays until cleanup)" : "");
 		/* A zombie's spec stays in zombie/ for the operator (cleanup
-		 * takes it out and returns its tokens); a live one leaves. */
-		spec_remove(a, w, false);
+		 * takes it out and returns its tokens); a live one leaves, unless
+		 * a restart is coming: then it says "restarting" (SPEC §4) and
+		 * keeps the command, so a vigild crash in between loses nothing. */
+		if (successor) {
+			w->status = VIGIL_STATUS_RESTARTING;
+			spec_write(a, w, ev->unix_ms);
+		} else {
+			spec_remove(a, w, false);
+		}
 	} else if (ev->kind == VIGIL_EV_DETACHED) {
 		append_event(a, a->hb_events_fd, event_json("worker_detached", w, ev), HB_FILE);
 		vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_INFO, "worker_detached: worker %s pid %d", w->id, w->pid);
 		spec_remove(a, w, true);
+		if (successor) {
+			w->status = VIGIL_STATUS_RESTARTING;
+			spec_write(a, w, ev->unix_ms);
+		}
 	} else {
 		json_t *o = event_json("worker_vanished", w, ev);
 		if (o != NULL)
@@ -413,7 +450,8 @@ static void on_gone(struct vigil_action *a, const struct vigil_event *ev)
 			  ev->slot, w->id);
 		spec_remove(a, w, false);
 	}
-	vigil_restart_on_exit(a, w, ev, ev->kind == VIGIL_EV_DETACHED);
+	if (ev->kind == VIGIL_EV_EXITED && !was_restart)
+		failure(a, w, VIGIL_FAIL_EXIT, ev); /* a clean exit yields no pattern */
 	vigil_registry_remove(&a->reg, w);
 }
 
@@ -475,6 +513,7 @@ static void handle_event(struct vigil_action *a, const struct vigil_event *ev)
 		vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_WARN,
 			  "progress_stall: worker %s pid %d beats but progress has stayed at %u%% for %u ms", w->id, w->pid,
 			  ev->progress, ev->count_a);
+		failure(a, w, VIGIL_FAIL_PROGRESS_STALL, ev);
 		break;
 	}
 	case VIGIL_EV_FIRST_BEAT: {
@@ -507,12 +546,12 @@ void vigil_action_drain(struct vigil_action *a)
 
 /* ---- snapshots and metrics ------------------------------------------------- */
 
-static void metrics_write(struct vigil_action *a, uint64_t now_ms)
+static json_t *metrics_write(struct vigil_action *a, uint64_t now_ms)
 {
 	const struct vigil_scan_metrics *m = &a->scanner->metrics;
 	json_t *o = json_object();
 	if (o == NULL)
-		return;
+		return NULL;
 #define M(k, f) json_object_set_new(o, k, json_integer((json_int_t)atomic_load_explicit(&m->f, memory_order_relaxed)))
 	M("workers_monitored", workers_monitored);
 	M("heartbeats_received", heartbeats_received);
@@ -541,8 +580,8 @@ static void metrics_write(struct vigil_action *a, uint64_t now_ms)
 	json_object_set_new(o, "write_errors", json_integer((json_int_t)a->write_errors));
 	vigil_json_stamp(o, "timestamp", "timestamp_ms", now_ms);
 	int rc = vigil_fs_replace_json(a->metrics_fd, "heartbeat-monitor-metrics.json", o);
-	json_decref(o);
 	note_write(a, rc, "metrics/heartbeat-monitor-metrics.json");
+	return o;
 }
 
 void vigil_action_snapshot(struct vigil_action *a, bool force)
@@ -569,8 +608,21 @@ void vigil_action_snapshot(struct vigil_action *a, bool force)
 		if (changed || force)
 			spec_write(a, w, now_ms);
 	}
-	metrics_write(a, now_ms);
-	vigil_restart_write_metrics(a, now_ms);
+	json_t *hb = metrics_write(a, now_ms);
+	json_t *rs = vigil_restart_write_metrics(a, now_ms);
+	json_t *af = vigil_fixes_write_metrics(a, now_ms);
+	/* The same figures for node_exporter's textfile collector. */
+	json_t *per_type = NULL;
+	vigil_prom_per_type(a->seg, a->rs.breakers_fd, &per_type);
+	char *txt = NULL;
+	if (hb != NULL && rs != NULL && vigil_prom_render(hb, rs, af, per_type, &txt) == 0) {
+		note_write(a, vigil_prom_write(a->metrics_fd, txt), "metrics/vigil.prom");
+		free(txt);
+	}
+	json_decref(per_type);
+	json_decref(hb);
+	json_decref(rs);
+	json_decref(af);
 }
 
 /* ---- policies ------------------------------------------------------------------ */
@@ -655,6 +707,7 @@ int vigil_action_init(struct vigil_action *a, int home_fd, struct vigil_segment 
 	a->config_fd = a->active_fd = a->zombie_fd = a->events_fd = a->metrics_fd = -1;
 	a->hb_events_fd = a->zombie_events_fd = a->epfd = a->sigfd = a->inofd = a->snapfd = -1;
 	a->wdfd = -1;
+	a->patterns_fd = a->fix_history_fd = -1;
 	a->debug = getenv("VIGIL_DEBUG") != NULL && strcmp(getenv("VIGIL_DEBUG"), "1") == 0;
 	a->seg = seg;
 	a->scanner = scanner;
@@ -698,6 +751,8 @@ int vigil_action_init(struct vigil_action *a, int home_fd, struct vigil_segment 
 		vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_WARN,
 			  "cannot watch coordination/config for changes (%s): reload with SIGHUP", strerror(errno));
 	if ((rc = vigil_restart_init(a)) < 0)
+		return rc;
+	if ((rc = vigil_fixes_init(a)) < 0)
 		return rc;
 	/* Queues and the history: a request is taken as soon as it lands
 	 * (and, failing inotify, at the next snapshot). */
@@ -794,6 +849,19 @@ void vigil_action_prune_stale_specs(struct vigil_action *a)
 		urcu_memb_read_lock();
 		bool known = vigil_registry_find(&a->reg, id) != NULL;
 		urcu_memb_read_unlock();
+		if (!known) {
+			/* "restarting": its restart is still queued; the spec
+			 * carries the command the restart will run. */
+			char *buf;
+			size_t blen;
+			if (vigil_fs_read(a->active_fd, de->d_name, 65536, &buf, &blen) == 0) {
+				json_t *o = json_loadb(buf, blen, 0, NULL);
+				free(buf);
+				const char *st = json_string_value(json_object_get(o, "status"));
+				known = st != NULL && strcmp(st, "restarting") == 0;
+				json_decref(o);
+			}
+		}
 		if (!known && n < 64)
 			memcpy(names[n++], de->d_name, len + 1);
 	}
@@ -900,6 +968,7 @@ void vigil_action_destroy(struct vigil_action *a)
 	for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
+	vigil_fixes_destroy(a);
 	vigil_restart_destroy(a);
 	urcu_memb_barrier(); /* run pending frees of removed records */
 	vigil_registry_destroy(&a->reg);

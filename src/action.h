@@ -17,6 +17,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "autofix.h"
+#include "patterns.h"
 #include "policy.h"
 #include "registry.h"
 #include "restart.h"
@@ -49,6 +51,9 @@ struct vigil_action {
 	uint64_t wd_last_ticks;
 	bool debug;            /* VIGIL_DEBUG=1: test hooks accepted */
 	struct vigil_restart rs; /* spawning, restarts, breakers, cleanup */
+	struct vigil_patterns pat; /* failure classification */
+	struct vigil_autofix af;   /* fix decisions, notifications */
+	int patterns_fd, fix_history_fd;
 };
 
 /* Opens the coordination tree (which main created), the event logs and

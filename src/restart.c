@@ -47,6 +47,7 @@
 #include <unistd.h>
 
 #include "action.h"
+#include "fixes.h"
 #include "log.h"
 #include "spawn.h"
 #include "util.h"
@@ -275,6 +276,7 @@ static void on_history_record(void *ctx, const struct vigil_history_record *rec)
 			  "circuit breaker for worker type %s opened after %u consecutive failures: no restart of that "
 			  "type runs for %.0f s",
 			  rec->worker_type, b != NULL ? b->failure_count : 0, policy(a)->circuit_breaker_reset_seconds);
+		vigil_fixes_breaker_opened(a, rec->worker_type, b != NULL ? b->failure_count : 0, now);
 	}
 }
 
@@ -307,7 +309,7 @@ static void outcome(struct vigil_action *a, struct vigil_lineage *l, bool succes
 	snprintf(rec.worker_id, sizeof rec.worker_id, "%s", l->id);
 	snprintf(rec.worker_type, sizeof rec.worker_type, "%s", l->type);
 	snprintf(rec.task_id, sizeof rec.task_id, "%s", l->task);
-	snprintf(rec.request_id, sizeof rec.request_id, "%s", l->request);
+	snprintf(rec.request_id, sizeof rec.request_id, "%s", l->request_id);
 	snprintf(rec.reason, sizeof rec.reason, "%s", last ? "max_retries_exceeded" : reason);
 	rec.success = success;
 	rec.attempt = l->attempt;
@@ -346,6 +348,7 @@ static void outcome(struct vigil_action *a, struct vigil_lineage *l, bool succes
 	if (l->request[0] != '\0')
 		vigil_fs_remove(r->queue_fd, l->request);
 	l->request[0] = '\0';
+	l->request_id[0] = '\0';
 	l->reason[0] = '\0';
 	l->trial = false;
 	read_history(a); /* breakers see this outcome at once */
@@ -356,6 +359,32 @@ static void outcome(struct vigil_action *a, struct vigil_lineage *l, bool succes
 	}
 	snprintf(l->failure, sizeof l->failure, "%s", reason);
 	l->state = VIGIL_LIN_STOPPED;
+	/* A failed attempt is a failure to classify (once: the death of a
+	 * restart attempt is reported here, not again as an exit). */
+	bool slow = strncmp(reason, "no_first_beat", 13) == 0;
+	if (slow || strncmp(reason, "died before", 11) == 0 || strncmp(reason, "spawn_failed", 12) == 0) {
+		struct vigil_failure f;
+		memset(&f, 0, sizeof f);
+		f.kind = slow ? VIGIL_FAIL_SLOW_START : VIGIL_FAIL_RESTART;
+		snprintf(f.worker_id, sizeof f.worker_id, "%s", l->id);
+		snprintf(f.worker_type, sizeof f.worker_type, "%s", l->type);
+		f.exit_code = -1;
+		f.signal = -1;
+		f.at_ms = now;
+		f.uptime_ms = l->spawned_ms > 0 && now > l->spawned_ms ? now - l->spawned_ms : 0;
+		vigil_fixes_failure(a, &f);
+	}
+	if (last || !retry) {
+		/* Nothing more will run: a "restarting" spec left for it goes. */
+		urcu_memb_read_lock();
+		bool live = vigil_registry_find(&a->reg, l->id) != NULL;
+		urcu_memb_read_unlock();
+		if (!live) {
+			char spec[80];
+			snprintf(spec, sizeof spec, "%s.json", l->id);
+			vigil_fs_remove(a->active_fd, spec);
+		}
+	}
 	if (last) {
 		r->gave_up++;
 		vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_ERROR,
@@ -372,9 +401,15 @@ static void write_auto_request(struct vigil_action *a, struct vigil_lineage *l, 
 			       uint64_t now)
 {
 	struct vigil_restart *r = &a->rs;
+	if (l->quarantined) {
+		vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_WARN, "%s is quarantined (%s): not restarted after: %s", l->id,
+			  l->quarantine_why, reason);
+		return;
+	}
 	json_t *o = json_object();
 	if (o == NULL)
 		return;
+	l->queued = true;
 	char iso[21];
 	vigil_iso8601(now, iso);
 	json_object_set_new(o, "worker_id", json_string(l->id));
@@ -748,12 +783,22 @@ static void take_restart_request(struct vigil_action *a, const char *name, uint6
 	}
 	char reason[129];
 	snprintf(reason, sizeof reason, "%.128s", json_is_string(reason_v) ? json_string_value(reason_v) : "unspecified");
+	/* The id of this request: its file name, which the runbook reuses
+	 * (${WORKER_ID}-restart.json), qualified by the file's modification
+	 * time: the same file seen again after a crash has the same id, a new
+	 * file of the same name (even within the same second) another. */
+	char rid[129];
+	struct stat st;
+	if (fstatat(r->queue_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		snprintf(rid, sizeof rid, "%.100s@%lld.%09ld", name, (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+	else
+		snprintf(rid, sizeof rid, "%.100s", name);
 	bool auto_req = json_is_string(json_object_get(o, "source")) &&
 			strcmp(json_string_value(json_object_get(o, "source")), "vigild") == 0;
 	uint32_t attempt_req = attempt_v != NULL ? (uint32_t)json_integer_value(attempt_v) : 0;
 
 	/* Done before a crash?  Then only the file is left to remove. */
-	if (vigil_history_has_request(r->metrics_fd, HISTORY_FILE, name) == 1) {
+	if (vigil_history_has_request(r->metrics_fd, HISTORY_FILE, rid) == 1) {
 		json_decref(o);
 		vigil_fs_remove(r->queue_fd, name);
 		vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_INFO, "request %s was already carried out: removed", name);
@@ -791,9 +836,21 @@ static void take_restart_request(struct vigil_action *a, const char *name, uint6
 	json_decref(o);
 	if (l->state == VIGIL_LIN_WAITING || l->state == VIGIL_LIN_STARTING || l->state == VIGIL_LIN_STOPPING)
 		return; /* one restart at a time per worker: this one waits its turn */
+	l->queued = false;
+	if (l->quarantined) {
+		snprintf(l->request, sizeof l->request, "%.127s", name);
+		snprintf(l->request_id, sizeof l->request_id, "%s", rid);
+		snprintf(l->reason, sizeof l->reason, "%s", reason);
+		l->delay_ms = 0;
+		char msg[200];
+		snprintf(msg, sizeof msg, "quarantined: %s", l->quarantine_why);
+		outcome(a, l, false, msg, false, now);
+		return;
+	}
 	if (l->argv_json == NULL) {
 		/* Nothing to run: say so once, do not retry what cannot work. */
 		snprintf(l->request, sizeof l->request, "%.127s", name);
+		snprintf(l->request_id, sizeof l->request_id, "%s", rid);
 		snprintf(l->reason, sizeof l->reason, "%s", reason);
 		l->attempt = attempt_req > 0 ? attempt_req : 1;
 		l->delay_ms = 0;
@@ -804,6 +861,7 @@ static void take_restart_request(struct vigil_action *a, const char *name, uint6
 	}
 
 	snprintf(l->request, sizeof l->request, "%.127s", name);
+	snprintf(l->request_id, sizeof l->request_id, "%s", rid);
 	snprintf(l->reason, sizeof l->reason, "%s", reason);
 	if (attempt_req > 0)
 		l->attempt = attempt_req;
@@ -817,7 +875,7 @@ static void take_restart_request(struct vigil_action *a, const char *name, uint6
 	struct vigil_worker *w = vigil_registry_find(&a->reg, id);
 	urcu_memb_read_unlock();
 	if (w != NULL && w->spawned && l->gen == w->gen && l->slot == w->slot && l->pid == w->pid && l->pid > 0 &&
-	    l->state == VIGIL_LIN_RUNNING && l->adopted_tag == tag_of(name)) {
+	    l->state == VIGIL_LIN_RUNNING && l->adopted_tag == tag_of(rid)) {
 		l->state = VIGIL_LIN_STARTING;
 		l->due_ms = now + a->hb.timeout_ns / VIGIL_NS_PER_MS;
 		vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_INFO,
@@ -829,6 +887,25 @@ static void take_restart_request(struct vigil_action *a, const char *name, uint6
 		l->delay_ms = 0;
 		outcome(a, l, false, l->reason, false, now);
 		return;
+	}
+	/* An open breaker refuses now, before anything is ended: a refused
+	 * restart must leave a running worker alone. */
+	const struct vigil_breaker *br = vigil_breakers_find(&r->breakers, l->type);
+	if (policy(a)->circuit_breaker_enabled && br != NULL && br->state == VIGIL_BREAKER_OPEN &&
+	    now < br->opened_at_ms + (uint64_t)llround(policy(a)->circuit_breaker_reset_seconds * 1000.0)) {
+		r->denied++;
+		l->delay_ms = 0;
+		vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_WARN,
+			  "restart of %s refused: the circuit breaker for type %s is open", l->id, l->type);
+		outcome(a, l, false, "circuit_breaker_open", false, now);
+		return;
+	}
+	/* The record may come from a spec file (a worker this vigild did not
+	 * start): it tracks the process that is running now. */
+	if (w != NULL && (l->gen != w->gen || l->slot != w->slot)) {
+		l->pid = w->pid;
+		l->slot = w->slot;
+		l->gen = w->gen;
 	}
 	l->delay_ms = backoff_ms(a, l->attempt);
 	l->due_ms = now + l->delay_ms;
@@ -952,6 +1029,8 @@ static void spawn_failed(struct vigil_action *a, const char *name, const char *i
 	vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_ERROR, "spawn of %s failed: %s", id, why);
 }
 
+static int quarantine_lift(struct vigil_action *a, const char *worker_id);
+
 static void take_control_request(struct vigil_action *a, const char *name, uint64_t now)
 {
 	struct vigil_restart *r = &a->rs;
@@ -978,6 +1057,22 @@ static void take_control_request(struct vigil_action *a, const char *name, uint6
 			json_object_set_new(d, "request_id", json_string(name));
 			json_object_set_new(d, "action", json_string("breaker_reset"));
 			json_object_set_new(d, "result", json_string("success"));
+			json_object_set_new(d, "message", json_string(msg));
+			vigil_json_stamp(d, "timestamp", "timestamp_ms", now);
+			vigil_fs_replace_json(r->control_done_fd, name, d);
+			json_decref(d);
+		}
+		vigil_fs_remove(r->control_queue_fd, name);
+	} else if (json_is_string(act) && strcmp(json_string_value(act), "quarantine_lift") == 0 &&
+		   get_id(o, "worker_id", true, id, why, sizeof why)) {
+		int rc = quarantine_lift(a, id);
+		json_t *d = json_object();
+		if (d != NULL) {
+			char msg[160];
+			snprintf(msg, sizeof msg, rc == 0 ? "quarantine of %s lifted" : "%s is not quarantined", id);
+			json_object_set_new(d, "request_id", json_string(name));
+			json_object_set_new(d, "action", json_string("quarantine_lift"));
+			json_object_set_new(d, "result", json_string(rc == 0 ? "success" : "failure"));
 			json_object_set_new(d, "message", json_string(msg));
 			vigil_json_stamp(d, "timestamp", "timestamp_ms", now);
 			vigil_fs_replace_json(r->control_done_fd, name, d);
@@ -1071,11 +1166,15 @@ void vigil_restart_on_zombie(struct vigil_action *a, struct vigil_worker *w)
 		return;
 	/* A hung worker vigild restarts: end it first, then the exit takes the
 	 * restart path with reason "zombie". */
+	if (l->quarantined)
+		return; /* quarantined: it is left as a zombie for the operator */
 	if (!vigil_restart_kill(a, w, VIGIL_KILL_ZOMBIE, vigil_unix_ms()))
 		vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_WARN, "zombie %s cannot be ended (identity not verified)", w->id);
+	else
+		l->queued = true; /* its restart is under way: auto-fix must not add one */
 }
 
-void vigil_restart_on_exit(struct vigil_action *a, struct vigil_worker *w, const struct vigil_event *ev, bool detached)
+bool vigil_restart_on_exit(struct vigil_action *a, struct vigil_worker *w, const struct vigil_event *ev, bool detached)
 {
 	struct vigil_restart *r = &a->rs;
 	uint64_t now = vigil_unix_ms();
@@ -1110,7 +1209,7 @@ void vigil_restart_on_exit(struct vigil_action *a, struct vigil_worker *w, const
 
 	struct vigil_lineage *l = lin_find(r, w->id);
 	if (l == NULL || l->gen != w->gen || l->slot != w->slot)
-		return;
+		return false;
 	l->pid = 0;
 	char why[160];
 	if (detached)
@@ -1126,7 +1225,7 @@ void vigil_restart_on_exit(struct vigil_action *a, struct vigil_worker *w, const
 		char msg[200];
 		snprintf(msg, sizeof msg, "died before its first beat: %s", why);
 		outcome(a, l, false, msg, true, now);
-		break;
+		return true;
 	}
 	case VIGIL_LIN_STOPPING:
 		l->state = VIGIL_LIN_WAITING;
@@ -1148,6 +1247,97 @@ void vigil_restart_on_exit(struct vigil_action *a, struct vigil_worker *w, const
 	default:
 		break;
 	}
+	return false;
+}
+
+/* ---- auto-fix's door into the restart path ------------------------------------- */
+
+int vigil_restart_request(struct vigil_action *a, const char *worker_id, const char *worker_type, const char *reason,
+			  uint64_t now_ms)
+{
+	struct vigil_restart *r = &a->rs;
+	struct vigil_lineage *l = lin_find(r, worker_id);
+	json_t *o = json_object();
+	if (o == NULL)
+		return -ENOMEM;
+	char iso[21];
+	vigil_iso8601(now_ms, iso);
+	json_object_set_new(o, "worker_id", json_string(worker_id));
+	json_object_set_new(o, "worker_type", json_string(l != NULL ? l->type : worker_type));
+	json_object_set_new(o, "task_id", json_string(l != NULL ? l->task : ""));
+	json_object_set_new(o, "reason", json_string(reason));
+	json_object_set_new(o, "created_at", json_string(iso));
+	json_object_set_new(o, "created_at_ms", json_integer((json_int_t)now_ms));
+	json_object_set_new(o, "source", json_string("autofix"));
+	char name[128];
+	snprintf(name, sizeof name, "%.64s-autofix-%llu-%llu.json", worker_id, (unsigned long long)now_ms,
+		 (unsigned long long)(r->seq++ & 0xffff));
+	int rc = vigil_fs_replace_json(r->queue_fd, name, o);
+	json_decref(o);
+	if (rc == 0 && l != NULL)
+		l->queued = true;
+	if (rc < 0)
+		vigil_log(VIGIL_LOG_AUTOFIX, VIGIL_LOG_ERROR, "cannot queue a restart of %s: %s", worker_id, strerror(-rc));
+	return rc;
+}
+
+int vigil_restart_quarantine(struct vigil_action *a, const char *worker_id, const char *worker_type, const char *why,
+			     uint64_t now_ms)
+{
+	(void)now_ms;
+	struct vigil_lineage *l = lin_find(&a->rs, worker_id);
+	if (l == NULL)
+		l = lin_new(&a->rs, worker_id, worker_type, "", NULL, NULL, 0);
+	if (l == NULL)
+		return -ENOMEM;
+	l->quarantined = true;
+	snprintf(l->quarantine_why, sizeof l->quarantine_why, "%s", why);
+	vigil_log(VIGIL_LOG_AUTOFIX, VIGIL_LOG_WARN,
+		  "quarantined %s: no more restarts until an operator lifts it (vigilctl quarantine lift %s): %s",
+		  worker_id, worker_id, why);
+	vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_WARN, "%s quarantined by auto-fix: %s", worker_id, why);
+	return 0;
+}
+
+static int quarantine_lift(struct vigil_action *a, const char *worker_id)
+{
+	struct vigil_lineage *l = lin_find(&a->rs, worker_id);
+	if (l == NULL || !l->quarantined)
+		return -ENOENT;
+	l->quarantined = false;
+	l->quarantine_why[0] = '\0';
+	l->attempt = 0;
+	vigil_patterns_forget(&a->pat, worker_id); /* or the old history quarantines it again */
+	vigil_log(VIGIL_LOG_AUTOFIX, VIGIL_LOG_INFO, "quarantine of %s lifted by an operator", worker_id);
+	return 0;
+}
+
+bool vigil_restart_underway(struct vigil_action *a, const char *worker_id)
+{
+	struct vigil_lineage *l = lin_find(&a->rs, worker_id);
+	return l != NULL && (l->queued || l->state == VIGIL_LIN_WAITING || l->state == VIGIL_LIN_STARTING ||
+			     l->state == VIGIL_LIN_STOPPING);
+}
+
+bool vigil_restart_quarantined(struct vigil_action *a, const char *worker_id)
+{
+	struct vigil_lineage *l = lin_find(&a->rs, worker_id);
+	return l != NULL && l->quarantined;
+}
+
+bool vigil_restart_command_known(struct vigil_action *a, const char *worker_id)
+{
+	struct vigil_lineage *l = lin_find(&a->rs, worker_id);
+	if (l != NULL && l->argv_json != NULL)
+		return true;
+	char *argv_json = NULL, *dir = NULL;
+	uint64_t tokens = 0;
+	bool ok = spec_command(a, worker_id, &argv_json, &dir, &tokens);
+	if (ok) {
+		free(argv_json);
+		free(dir);
+	}
+	return ok;
 }
 
 /* ---- the poll ----------------------------------------------------------------------------- */
@@ -1181,7 +1371,9 @@ static void lineages_due(struct vigil_action *a, uint64_t now, uint64_t *next)
 			default:
 				break;
 			}
-			if (spawn_lineage(a, l, tag_of(l->request), why, sizeof why)) {
+			if (spawn_lineage(a, l, tag_of(l->request_id), why, sizeof why)) {
+				vigil_action_spec_provisional(a, l->id, l->type, l->task, l->argv_json, l->cwd, l->pid,
+							      l->slot, l->tokens, now);
 				l->state = VIGIL_LIN_STARTING;
 				l->due_ms = now + a->hb.timeout_ns / VIGIL_NS_PER_MS;
 				if (l->due_ms < *next)
@@ -1284,18 +1476,21 @@ void vigil_restart_poll(struct vigil_action *a)
 	}
 	vigil_breakers_tick(&r->breakers, policy(a), now);
 	vigil_breakers_write_dirty(&r->breakers, r->breakers_fd, policy(a), now);
+	uint64_t notify_next = vigil_fixes_poll(a, now);
+	if (notify_next != 0 && notify_next < next)
+		next = notify_next;
 	/* Wake for the earliest due instant; 1 ms resolution is plenty. */
 	uint64_t in_ms = next > now ? next - now : 1;
 	struct itimerspec its = {.it_value = {.tv_sec = (time_t)(in_ms / 1000), .tv_nsec = (long)(in_ms % 1000) * 1000000L}};
 	timerfd_settime(r->timerfd, 0, &its, NULL);
 }
 
-void vigil_restart_write_metrics(struct vigil_action *a, uint64_t now_ms)
+json_t *vigil_restart_write_metrics(struct vigil_action *a, uint64_t now_ms)
 {
 	struct vigil_restart *r = &a->rs;
 	json_t *o = json_object();
 	if (o == NULL)
-		return;
+		return NULL;
 #define M(k, v) json_object_set_new(o, k, json_integer((json_int_t)(v)))
 	M("restarts_attempted", r->attempted);
 	M("restarts_succeeded", r->succeeded);
@@ -1314,7 +1509,7 @@ void vigil_restart_write_metrics(struct vigil_action *a, uint64_t now_ms)
 #undef M
 	vigil_json_stamp(o, "timestamp", "timestamp_ms", now_ms);
 	vigil_fs_replace_json(r->metrics_fd, "worker-restart-metrics.json", o);
-	json_decref(o);
+	return o;
 }
 
 /* ---- life cycle ------------------------------------------------------------------------------ */

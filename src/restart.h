@@ -65,7 +65,11 @@ struct vigil_lineage {
 	uint64_t gen;
 	int pidfd;               /* ours until the worker registers */
 	uint64_t adopted_tag;    /* adopted: spawn_tag of the request it was spawned for */
+	bool queued;             /* a restart request for it is queued, not yet taken */
+	bool quarantined;        /* auto-fix: no more restarts until an operator lifts it */
+	char quarantine_why[160];
 	char request[128];       /* queue file being served, "" none */
+	char request_id[129];    /* its id: file name @ created_at (names repeat) */
 	char reason[129];        /* of the request being served */
 	char failure[160];       /* why the last attempt failed */
 };
@@ -106,14 +110,26 @@ void vigil_restart_destroy(struct vigil_action *a);
 bool vigil_restart_on_registered(struct vigil_action *a, struct vigil_worker *w, const struct vigil_event *ev);
 void vigil_restart_on_first_beat(struct vigil_action *a, struct vigil_worker *w);
 void vigil_restart_on_zombie(struct vigil_action *a, struct vigil_worker *w);
-/* Called before the record is removed. */
-void vigil_restart_on_exit(struct vigil_action *a, struct vigil_worker *w, const struct vigil_event *ev,
+/* Called before the record is removed.  Returns true when this death was a
+ * restart attempt dying before its first beat (already reported as a
+ * failed restart; the caller must not report it again as an exit). */
+bool vigil_restart_on_exit(struct vigil_action *a, struct vigil_worker *w, const struct vigil_event *ev,
 			   bool detached);
+
+/* For auto-fix (fixes.c). */
+int vigil_restart_request(struct vigil_action *a, const char *worker_id, const char *worker_type, const char *reason,
+			  uint64_t now_ms);
+int vigil_restart_quarantine(struct vigil_action *a, const char *worker_id, const char *worker_type, const char *why,
+			     uint64_t now_ms);
+bool vigil_restart_underway(struct vigil_action *a, const char *worker_id);
+bool vigil_restart_quarantined(struct vigil_action *a, const char *worker_id);
+bool vigil_restart_command_known(struct vigil_action *a, const char *worker_id);
 
 /* Everything time- and file-driven: queues, history, due restarts, kill
  * escalations, breakers.  Cheap when there is nothing to do. */
 void vigil_restart_poll(struct vigil_action *a);
-void vigil_restart_write_metrics(struct vigil_action *a, uint64_t now_ms);
+/* Writes worker-restart-metrics.json; returns the document (new reference). */
+json_t *vigil_restart_write_metrics(struct vigil_action *a, uint64_t now_ms);
 
 /* Ends a verified worker: SIGTERM (and SIGCONT, so a stopped one can act on
  * it) through its pidfd now, SIGKILL after kill_grace_seconds.  false when

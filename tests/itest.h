@@ -173,4 +173,22 @@ void itest_teardown(void);
 /* Also unlink this segment name at teardown (a segment a test made itself). */
 void itest_track_segment(const char *name);
 
+/* ---- additions (self-healing tests) --------------------------------------------- */
+
+/* As itest_vigild_start, with extra vigild arguments (NULL-terminated, may
+ * be NULL), e.g. {"--slots", "1", NULL}. */
+pid_t itest_vigild_start_args(struct itest_home *h, const char *const *extra);
+/* Live (not zombie) processes whose initial environment (/proc/PID/environ)
+ * holds every entry of envs ("K=V", NULL-terminated), this process
+ * excluded.  Up to max pids into out (may be NULL); returns how many
+ * matched. */
+int itest_procs_with_env(const char *const *envs, pid_t *out, int max);
+/* SIGCONT + SIGKILL to every process whose environment has VIGIL_SHM=shm:
+ * the workers vigild started live in sessions of their own and outlive a
+ * vigild that was stopped or killed, so the harness's own list does not
+ * know them.  Call it from a teardown before itest_teardown() (which then
+ * reaps those that were handed to us as orphans).  Returns how many were
+ * signalled. */
+int itest_kill_segment_users(const char *shm);
+
 #endif /* VIGIL_ITEST_H */
