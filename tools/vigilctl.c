@@ -87,6 +87,7 @@ static int cmd_restart(int argc, char **argv, struct common *c);
 static int cmd_cleanup(int argc, char **argv, struct common *c);
 static int cmd_breakers(int argc, char **argv, struct common *c);
 static int cmd_breaker(int argc, char **argv, struct common *c);
+static int cmd_quarantine(int argc, char **argv, struct common *c);
 static int cmd_top(int argc, char **argv, struct common *c);
 static int cmd_check(int argc, char **argv, struct common *c);
 static int cmd_metrics(int argc, char **argv, struct common *c);
@@ -114,6 +115,8 @@ static const struct cmd cmds[] = {
 	 "list circuit breakers: TYPE: STATE (N failures)"},
 	{"breaker", cmd_breaker, "reset [--wait-seconds W] [--json] [--home DIR] [--shm NAME] TYPE",
 	 "ask vigild to close the circuit breaker of worker type TYPE"},
+	{"quarantine", cmd_quarantine, "lift [--wait-seconds W] [--json] [--home DIR] [--shm NAME] ID",
+	 "ask vigild to lift auto-fix's quarantine of worker ID"},
 };
 #define NCMDS (sizeof cmds / sizeof cmds[0])
 
@@ -2079,7 +2082,14 @@ static int cmd_breakers(int argc, char **argv, struct common *c)
 	return rc;
 }
 
-static int cmd_breaker(int argc, char **argv, struct common *c)
+/* One control request naming one thing: `vigilctl breaker reset TYPE`,
+ * `vigilctl quarantine lift ID`.  what: "breaker"; verb: "reset"; key: the
+ * request's field ("worker_type"); noun: how the argument is called. */
+struct simple_control {
+	const char *what, *verb, *key, *noun, *prefix, *action, *help;
+};
+
+static int run_simple_control(const struct simple_control *sc, int argc, char **argv, struct common *c)
 {
 	static const struct option opts[] = {
 		{"wait-seconds", required_argument, NULL, 'W'},
@@ -2089,17 +2099,18 @@ static int cmd_breaker(int argc, char **argv, struct common *c)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	const struct cmd *self = find_cmd("breaker");
+	const struct cmd *self = find_cmd(sc->what);
 	double wait_s = VIGILCTL_CONTROL_WAIT_S;
 	bool json = false;
-	char rb[300];
+	char rb[300], label[64];
+	snprintf(label, sizeof label, "%s %s", sc->what, sc->verb);
 	int opt;
 	optind = 0;
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'W':
-			if (!wait_arg("breaker", optarg, &wait_s))
+			if (!wait_arg(sc->what, optarg, &wait_s))
 				return EXIT_USAGE;
 			break;
 		case 'j': json = true; break;
@@ -2107,57 +2118,67 @@ static int cmd_breaker(int argc, char **argv, struct common *c)
 		case 'S': c->shm_arg = optarg; break;
 		case 'h':
 			usage_cmd(stdout, self);
-			printf("\n"
-			       "Asks vigild (control request in coordination/control/queue/) to close the\n"
-			       "circuit breaker of worker type TYPE and clear its failure count, waits for\n"
-			       "the answer up to --wait-seconds W (default %g) and prints vigild's message\n"
-			       "(--json: the answer as JSON).  Exit 0 on success; 1 on failure, or when\n"
-			       "vigild is not running or does not answer in time (the request then stays\n"
-			       "queued).\n",
-			       VIGILCTL_CONTROL_WAIT_S);
+			printf("\n%s\nWaits for vigild's answer up to --wait-seconds W (default %g) and prints its\n"
+			       "message (--json: the answer as JSON).  Exit 0 on success; 1 on failure, or\n"
+			       "when vigild is not running or does not answer in time (the request then\n"
+			       "stays queued).\n",
+			       sc->help, VIGILCTL_CONTROL_WAIT_S);
 			return EXIT_OK;
-		default: return bad_option("breaker", opt, argv);
+		default: return bad_option(sc->what, opt, argv);
 		}
 	}
-	if (optind >= argc) {
-		fprintf(stderr, "vigilctl breaker: expected 'reset TYPE' (see vigilctl breaker --help)\n");
-		return EXIT_USAGE;
-	}
-	if (strcmp(argv[optind], "reset") != 0) {
-		fprintf(stderr, "vigilctl breaker: unknown action '%s': want 'reset TYPE'\n",
-			render_arg(argv[optind], rb, sizeof rb));
+	if (optind >= argc || strcmp(argv[optind], sc->verb) != 0) {
+		fprintf(stderr, "vigilctl %s: expected '%s %s' (see vigilctl %s --help)\n", sc->what, sc->verb, sc->noun,
+			sc->what);
 		return EXIT_USAGE;
 	}
 	if (argc - optind != 2) {
-		fprintf(stderr, "vigilctl breaker reset: expected one worker TYPE, got %d arguments "
-				"(see vigilctl breaker --help)\n", argc - optind - 1);
+		fprintf(stderr, "vigilctl %s: expected one %s, got %d arguments (see vigilctl %s --help)\n", label,
+			sc->noun, argc - optind - 1, sc->what);
 		return EXIT_USAGE;
 	}
-	const char *type = argv[optind + 1];
-	if (!vigil_id_valid(type)) {
-		fprintf(stderr, "vigilctl breaker reset: invalid worker type '%s': want [A-Za-z0-9._-]{1,64}, not starting with '.'\n",
-			render_arg(type, rb, sizeof rb));
+	const char *arg = argv[optind + 1];
+	if (!vigil_id_valid(arg)) {
+		fprintf(stderr, "vigilctl %s: invalid %s '%s': want [A-Za-z0-9._-]{1,64}, not starting with '.'\n", label,
+			sc->noun, render_arg(arg, rb, sizeof rb));
 		return EXIT_USAGE;
 	}
 	int rc = resolve(c);
 	if (rc != EXIT_OK)
 		return rc;
-	json_t *fields = json_pack("{s:s}", "worker_type", type);
+	json_t *fields = json_pack("{s:s}", sc->key, arg);
 	json_t *done = NULL;
-	rc = fields == NULL ? EXIT_FAIL
-			    : control_request("breaker reset", c, "breaker-reset", "breaker_reset", fields, wait_s, &done);
+	rc = fields == NULL ? EXIT_FAIL : control_request(label, c, sc->prefix, sc->action, fields, wait_s, &done);
 	json_decref(fields);
 	if (rc != EXIT_OK)
 		return rc;
 	if (json)
 		print_doc(done);
-	rc = control_result("breaker reset", done, json);
+	rc = control_result(label, done, json);
 	json_decref(done);
 	if (fflush(stdout) != 0 || ferror(stdout)) {
-		fprintf(stderr, "vigilctl breaker reset: cannot write output: %s\n", strerror(errno));
+		fprintf(stderr, "vigilctl %s: cannot write output: %s\n", label, strerror(errno));
 		return EXIT_FAIL;
 	}
 	return rc;
+}
+
+static int cmd_breaker(int argc, char **argv, struct common *c)
+{
+	static const struct simple_control sc = {
+		"breaker", "reset", "worker_type", "worker TYPE", "breaker-reset", "breaker_reset",
+		"Asks vigild (control request in coordination/control/queue/) to close the\n"
+		"circuit breaker of worker type TYPE and clear its failure count."};
+	return run_simple_control(&sc, argc, argv, c);
+}
+
+static int cmd_quarantine(int argc, char **argv, struct common *c)
+{
+	static const struct simple_control sc = {
+		"quarantine", "lift", "worker_id", "worker ID", "quarantine-lift", "quarantine_lift",
+		"Asks vigild to lift the quarantine auto-fix put on worker ID (no restarts\n"
+		"while quarantined): its restart count and failure history start afresh."};
+	return run_simple_control(&sc, argc, argv, c);
 }
 
 /* ---- shared by metrics, check and top ------------------------------------ */
