@@ -12,7 +12,7 @@ build="${1:-$root/build}"
 shift || true
 
 packages=(build-essential cmake pkg-config liburcu-dev libck-dev libjansson-dev
-          libcmocka-dev libsystemd-dev jq procps psmisc util-linux tmux prometheus)
+          libcmocka-dev libsystemd-dev valgrind jq procps psmisc util-linux tmux prometheus)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
