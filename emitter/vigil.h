@@ -373,9 +373,10 @@ static inline uint64_t vigil__pid_start_ticks(int pid)
 	char *p = strrchr(buf, ')'); /* comm may contain spaces and parens */
 	if (p == NULL)
 		return 0;
-	/* after ") " come fields 3..; field 22 is the 20th of them */
+	/* after ")" each space starts the next field: the 1st starts field 3,
+	 * the 20th field 22 (starttime).  Stop right after that space. */
 	int field = 2;
-	for (p++; *p != '\0' && field < 21; p++)
+	for (p++; *p != '\0' && field < 22; p++)
 		if (*p == ' ')
 			field++;
 	return strtoull(p, NULL, 10);

@@ -283,6 +283,7 @@ static void on_register(struct vigil_action *a, const struct vigil_event *ev)
 	w->gen = ev->gen;
 	w->pid = ev->pid;
 	w->registrar_pid = ev->registrar_pid;
+	w->pid_start_ticks = ev->pid_start_ticks;
 	w->created_unix_ms = ev->unix_ms;
 	w->last_seen_ms = ev->last_seen_unix_ms;
 	w->health = ev->health_score;
@@ -401,11 +402,20 @@ static void on_zombie(struct vigil_action *a, const struct vigil_event *ev)
 	failure(a, w, VIGIL_FAIL_HANG, ev);
 }
 
-static void on_gone(struct vigil_action *a, const struct vigil_event *ev)
+static void on_gone(struct vigil_action *a, const struct vigil_event *ev_in)
 {
-	struct vigil_worker *w = vigil_registry_at(&a->reg, ev->slot);
-	if (w == NULL || w->gen != ev->gen)
+	struct vigil_worker *w = vigil_registry_at(&a->reg, ev_in->slot);
+	if (w == NULL || w->gen != ev_in->gen)
 		return;
+	struct vigil_event evc = *ev_in;
+	const struct vigil_event *ev = &evc;
+	/* Not our child: its status may still be readable while its parent
+	 * has not reaped it (SIGKILL from outside shows as signal 9). */
+	if (evc.kind == VIGIL_EV_EXITED && evc.exit_code < 0 && evc.exit_signal < 0 &&
+	    !vigil_proc_exit_status(w->pid, w->pid_start_ticks, &evc.exit_code, &evc.exit_signal)) {
+		evc.exit_code = -1;
+		evc.exit_signal = -1;
+	}
 	bool zombie = w->status == VIGIL_STATUS_ZOMBIE;
 	/* The restart path first: it decides whether a successor is coming. */
 	bool was_restart = vigil_restart_on_exit(a, w, ev, ev->kind == VIGIL_EV_DETACHED);

@@ -38,6 +38,7 @@ struct vigil_worker {
 	uint32_t slot;
 	int32_t pid;
 	int32_t registrar_pid;
+	uint64_t pid_start_ticks; /* as recorded at registration (0 unknown) */
 	uint32_t health;
 	uint32_t progress;
 	uint32_t missed;

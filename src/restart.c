@@ -359,21 +359,7 @@ static void outcome(struct vigil_action *a, struct vigil_lineage *l, bool succes
 	}
 	snprintf(l->failure, sizeof l->failure, "%s", reason);
 	l->state = VIGIL_LIN_STOPPED;
-	/* A failed attempt is a failure to classify (once: the death of a
-	 * restart attempt is reported here, not again as an exit). */
-	bool slow = strncmp(reason, "no_first_beat", 13) == 0;
-	if (slow || strncmp(reason, "died before", 11) == 0 || strncmp(reason, "spawn_failed", 12) == 0) {
-		struct vigil_failure f;
-		memset(&f, 0, sizeof f);
-		f.kind = slow ? VIGIL_FAIL_SLOW_START : VIGIL_FAIL_RESTART;
-		snprintf(f.worker_id, sizeof f.worker_id, "%s", l->id);
-		snprintf(f.worker_type, sizeof f.worker_type, "%s", l->type);
-		f.exit_code = -1;
-		f.signal = -1;
-		f.at_ms = now;
-		f.uptime_ms = l->spawned_ms > 0 && now > l->spawned_ms ? now - l->spawned_ms : 0;
-		vigil_fixes_failure(a, &f);
-	}
+
 	if (last || !retry) {
 		/* Nothing more will run: a "restarting" spec left for it goes. */
 		urcu_memb_read_lock();
@@ -392,6 +378,22 @@ static void outcome(struct vigil_action *a, struct vigil_lineage *l, bool succes
 			  l->attempt > p->max_retries ? l->attempt : l->attempt + 1, p->max_retries, reason);
 	} else if (retry) {
 		write_auto_request(a, l, l->attempt + 1, reason, now);
+	}
+	/* A failed attempt is a failure to classify, after the retry is queued
+	 * (so auto-fix sees the restart already under way; once: the death of a
+	 * restart attempt is reported here, not again as an exit). */
+	bool slow = strncmp(reason, "no_first_beat", 13) == 0;
+	if (slow || strncmp(reason, "died before", 11) == 0 || strncmp(reason, "spawn_failed", 12) == 0) {
+		struct vigil_failure f;
+		memset(&f, 0, sizeof f);
+		f.kind = slow ? VIGIL_FAIL_SLOW_START : VIGIL_FAIL_RESTART;
+		snprintf(f.worker_id, sizeof f.worker_id, "%s", l->id);
+		snprintf(f.worker_type, sizeof f.worker_type, "%s", l->type);
+		f.exit_code = -1;
+		f.signal = -1;
+		f.at_ms = now;
+		f.uptime_ms = l->spawned_ms > 0 && now > l->spawned_ms ? now - l->spawned_ms : 0;
+		vigil_fixes_failure(a, &f);
 	}
 }
 
@@ -836,6 +838,12 @@ static void take_restart_request(struct vigil_action *a, const char *name, uint6
 	json_decref(o);
 	if (l->state == VIGIL_LIN_WAITING || l->state == VIGIL_LIN_STARTING || l->state == VIGIL_LIN_STOPPING)
 		return; /* one restart at a time per worker: this one waits its turn */
+	if (l->pidfd >= 0 && l->pid > 0) {
+		/* Spawned, not registered yet (that takes a tick): this request
+		 * waits for it, so that "end it, then start anew" ends the right
+		 * process. */
+		return;
+	}
 	l->queued = false;
 	if (l->quarantined) {
 		snprintf(l->request, sizeof l->request, "%.127s", name);
@@ -1389,7 +1397,7 @@ static void lineages_due(struct vigil_action *a, uint64_t now, uint64_t *next)
 				urcu_memb_read_lock();
 				struct vigil_worker *w = vigil_registry_find(&a->reg, l->id);
 				urcu_memb_read_unlock();
-				if (w != NULL && w->gen == l->gen)
+				if (w != NULL && w->gen == l->gen && w->slot == l->slot)
 					vigil_restart_kill(a, w, VIGIL_KILL_NO_BEAT, now);
 				else if (l->pidfd >= 0)
 					pidfd_send_signal(l->pidfd, SIGKILL, NULL, 0);
@@ -1409,7 +1417,8 @@ static void lineages_due(struct vigil_action *a, uint64_t now, uint64_t *next)
 				urcu_memb_read_lock();
 				struct vigil_worker *w = vigil_registry_find(&a->reg, l->id);
 				urcu_memb_read_unlock();
-				if (w != NULL && w->gen == l->gen && vigil_restart_kill(a, w, VIGIL_KILL_DEADLINE, now))
+				if (w != NULL && w->gen == l->gen && w->slot == l->slot &&
+				    vigil_restart_kill(a, w, VIGIL_KILL_DEADLINE, now))
 					vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_WARN,
 						  "%s ran past its --timeout of %.3f s: ending it", l->id, l->timeout_seconds);
 				l->deadline_ms = 0;

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/pidfd.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static int read_proc(int32_t pid, const char *what, char *buf, size_t len)
@@ -89,6 +90,29 @@ bool vigil_proc_maps_segment(int32_t pid, const char *shm_name)
 	}
 	fclose(f);
 	return found;
+}
+
+bool vigil_proc_exit_status(int32_t pid, uint64_t start_ticks, int32_t *code, int32_t *sig)
+{
+	char buf[1024];
+	if (pid <= 1 || start_ticks == 0 || read_proc(pid, "stat", buf, sizeof buf) <= 0)
+		return false;
+	const char *st = stat_field(buf, 3);
+	const char *start = stat_field(buf, 22);
+	const char *ec = stat_field(buf, 52);
+	if (st == NULL || start == NULL || ec == NULL || *st != 'Z' || strtoull(start, NULL, 10) != start_ticks)
+		return false;
+	int status = (int)strtol(ec, NULL, 10); /* a wait status */
+	if (WIFEXITED(status)) {
+		*code = WEXITSTATUS(status);
+		*sig = 0;
+	} else if (WIFSIGNALED(status)) {
+		*code = -1;
+		*sig = WTERMSIG(status);
+	} else {
+		return false;
+	}
+	return true;
 }
 
 void vigil_proc_cwd(int32_t pid, char *out, size_t out_len)

@@ -36,6 +36,11 @@ uint64_t vigil_proc_start_ticks(int32_t pid);
 int32_t vigil_proc_ppid(int32_t pid);
 /* Does /proc/<pid>/maps show /dev/shm<shm_name>?  Bounded read. */
 bool vigil_proc_maps_segment(int32_t pid, const char *shm_name);
+/* The exit status of a process that has ended but is not reaped yet by its
+ * parent (state Z), read from /proc/<pid>/stat (field 52), if its start
+ * time is start_ticks (so a recycled pid is never read).  Sets *code
+ * (exit code or -1) and *sig (signal or 0); false when unknowable. */
+bool vigil_proc_exit_status(int32_t pid, uint64_t start_ticks, int32_t *code, int32_t *sig);
 /* The working directory of pid into out ("" when unknown). */
 void vigil_proc_cwd(int32_t pid, char *out, size_t out_len);
 /* argv of pid as a compact JSON array text into out ("[]" when unknown). */

@@ -27,6 +27,7 @@
 #include "scanner.h"
 #include "segment.h"
 #include "util.h"
+#include "verify.h"
 #include "vigil.h"
 
 #define MS 1000000ull
@@ -103,6 +104,16 @@ static void header_check_rejects(void **state)
 	h->magic ^= 1;
 	assert_int_equal(vigil_header_check(h, size), -EBADMSG);
 	free(h);
+}
+
+/* Regression: vigil.h read field 21 (always 0) instead of 22 (starttime),
+ * which silently disabled the recycled-pid check at registration. */
+static void start_ticks_field(void **state)
+{
+	(void)state;
+	uint64_t emitter = vigil__pid_start_ticks((int)getpid());
+	assert_true(emitter != 0);
+	assert_true(emitter == vigil_proc_start_ticks((int32_t)getpid()));
 }
 
 static void id_rule(void **state)
@@ -801,6 +812,7 @@ int main(void)
 		cmocka_unit_test(layout_sizes),
 		cmocka_unit_test(header_check_rejects),
 		cmocka_unit_test(id_rule),
+		cmocka_unit_test(start_ticks_field),
 		cmocka_unit_test(health_boundaries),
 		cmocka_unit_test_teardown(segment_create_attach_refuse, teardown_seg),
 		cmocka_unit_test_teardown(claim_many_threads, teardown_seg),

@@ -2444,7 +2444,7 @@ static const char *const check_names[] = {"OK", "WARNING", "CRITICAL", "UNKNOWN"
 
 #define CHECK_MIN_HEALTH_DEFAULT 50
 /* How long check waits for one scanner tick: 2 ticks, at least this, at most 30 s. */
-#define CHECK_TICK_WAIT_MIN_MS 300
+#define CHECK_TICK_WAIT_MIN_MS 2000 /* a loaded host may delay a tick; a probe must not flap */
 #define CHECK_TICK_WAIT_MAX_MS 30000
 #define CHECK_NAMES_SHOWN 3
 
