@@ -11,9 +11,10 @@
  * Spec files are rewritten only when something in them changed, at most
  * once per snapshot interval, except for the moments an operator must see
  * at once: a new worker, a zombie moving from active/ to zombie/, and a
- * worker leaving.  last_seen in a file lags the live value (the segment,
- * which `vigilctl status` reads) by up to one heartbeat interval; that is
- * what keeps 5,000 beating workers from costing 5,000 file writes a second.
+ * worker leaving.  last_seen and progress in a file lag the live values
+ * (the segment, which `vigilctl status` reads) by up to one heartbeat
+ * interval; that is what keeps 5,000 beating workers from costing 5,000
+ * file writes a second.
  */
 #define _GNU_SOURCE
 #include "action.h"
@@ -93,7 +94,7 @@ static json_t *spec_json(const struct vigil_action *a, const struct vigil_worker
 	json_object_set_new(o, "status", json_string(status_name(w->status)));
 	json_object_set_new(o, "pid", json_integer(w->pid));
 	json_object_set_new(o, "slot", json_integer(w->slot));
-	json_t *cmd = json_loads(w->command, 0, NULL);
+	json_t *cmd = w->command != NULL ? json_loads(w->command, 0, NULL) : NULL;
 	json_object_set_new(o, "command", cmd != NULL ? cmd : json_array());
 	json_t *hb = json_object();
 	json_object_set_new(hb, "health_score", json_integer(w->health));
@@ -116,7 +117,7 @@ static json_t *spec_json(const struct vigil_action *a, const struct vigil_worker
 	json_t *rs = json_object();
 	json_object_set_new(rs, "attempt", json_integer(w->restart_attempt));
 	json_object_set_new(o, "restart", rs);
-	json_object_set_new(o, "cwd", json_string(w->cwd[0] != '\0' ? w->cwd : "/"));
+	json_object_set_new(o, "cwd", json_string(w->cwd != NULL && w->cwd[0] != '\0' ? w->cwd : "/"));
 	json_object_set_new(o, "verified", json_boolean(w->verified));
 	json_object_set_new(o, "spawned", json_boolean(w->spawned));
 	vigil_json_stamp(o, "created_at", "created_at_ms", w->created_unix_ms);
@@ -152,6 +153,7 @@ static void spec_write(struct vigil_action *a, struct vigil_worker *w, uint64_t 
 		w->w_progress = w->progress;
 		w->w_missed = w->missed;
 		w->w_last_seen_ms = w->last_seen_ms;
+		w->w_written_ms = now_ms;
 	}
 }
 
@@ -165,8 +167,8 @@ void vigil_action_spec_provisional(struct vigil_action *a, const char *id, const
 	snprintf(w->id, sizeof w->id, "%s", id);
 	snprintf(w->type, sizeof w->type, "%s", type);
 	snprintf(w->task, sizeof w->task, "%s", task);
-	snprintf(w->command, sizeof w->command, "%s", argv_json != NULL && strlen(argv_json) < sizeof w->command ? argv_json : "[]");
-	snprintf(w->cwd, sizeof w->cwd, "%s", cwd != NULL ? cwd : "/");
+	w->command = (char *)(argv_json != NULL ? argv_json : "[]"); /* borrowed for this write */
+	w->cwd = (char *)(cwd != NULL ? cwd : "/");
 	w->pid = pid;
 	w->slot = slot;
 	w->tokens = tokens;
@@ -176,7 +178,7 @@ void vigil_action_spec_provisional(struct vigil_action *a, const char *id, const
 	w->created_unix_ms = now_ms;
 	w->status = VIGIL_STATUS_ACTIVE;
 	spec_write(a, w, now_ms);
-	free(w);
+	free(w); /* command and cwd were borrowed */
 }
 
 static void spec_remove(struct vigil_action *a, const struct vigil_worker *w, bool zombie_too)
@@ -291,7 +293,11 @@ static void on_register(struct vigil_action *a, const struct vigil_event *ev)
 	w->status = ev->zombie ? VIGIL_STATUS_ZOMBIE : VIGIL_STATUS_ACTIVE;
 	w->sig_pidfd = -1;
 	w->cleanup_idx = -1;
-	vigil_proc_cmdline_json(w->pid, w->command, sizeof w->command);
+	{
+		char cmd[4096];
+		vigil_proc_cmdline_json(w->pid, cmd, sizeof cmd);
+		w->command = strdup(cmd); /* exact size: memory per worker stays small */
+	}
 	if (vigil_registry_add(&a->reg, w) < 0) {
 		char why[160];
 		urcu_memb_read_lock();
@@ -299,6 +305,7 @@ static void on_register(struct vigil_action *a, const struct vigil_event *ev)
 		snprintf(why, sizeof why, "worker id is already registered (slot %u, pid %d)",
 			 other != NULL ? other->slot : 0u, other != NULL ? other->pid : 0);
 		urcu_memb_read_unlock();
+		free(w->command);
 		free(w);
 		reject(a, ev, why);
 		return;
@@ -320,7 +327,10 @@ static void on_register(struct vigil_action *a, const struct vigil_event *ev)
 			vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_WARN, "worker %s (pid %d) not verified: %s", w->id,
 				  w->pid, vr.reason);
 		}
-		vigil_proc_cwd(w->pid, w->cwd, sizeof w->cwd);
+		char dir[4096];
+		vigil_proc_cwd(w->pid, dir, sizeof dir);
+		if (dir[0] != '\0')
+			w->cwd = strdup(dir);
 	}
 	/* Tell a waiting registrar (the shell emitter) that it may exit: the
 	 * one write vigild makes to a worker's line, once per registration. */
@@ -612,9 +622,16 @@ void vigil_action_snapshot(struct vigil_action *a, bool force)
 			if (w->health > 100)
 				w->health = 100;
 		}
+		/* Status, health and missed are rewritten within one snapshot
+		 * interval; last_seen and progress, which move with every beat,
+		 * at most once per heartbeat interval (the live values are in the
+		 * segment: vigilctl status/top).  That is what keeps 5,000
+		 * beating, progressing workers from costing 5,000 file writes a
+		 * second. */
+		bool lagging = (w->progress != w->w_progress || w->last_seen_ms != w->w_last_seen_ms) &&
+			       now_ms >= w->w_written_ms + (lag_ms > 0 ? lag_ms : 1);
 		bool changed = !w->spec_written || w->status != w->w_status || w->health != w->w_health ||
-			       w->progress != w->w_progress || w->missed != w->w_missed ||
-			       w->last_seen_ms >= w->w_last_seen_ms + (lag_ms > 0 ? lag_ms : 1);
+			       w->missed != w->w_missed || lagging;
 		if (changed || force)
 			spec_write(a, w, now_ms);
 	}

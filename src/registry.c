@@ -43,7 +43,10 @@ int vigil_registry_init(struct vigil_registry *r, uint32_t slots)
 
 static void free_worker(struct rcu_head *head)
 {
-	free(caa_container_of(head, struct vigil_worker, rcu));
+	struct vigil_worker *w = caa_container_of(head, struct vigil_worker, rcu);
+	free(w->command);
+	free(w->cwd);
+	free(w);
 }
 
 static void close_fds(struct vigil_worker *w)
@@ -65,6 +68,8 @@ void vigil_registry_destroy(struct vigil_registry *r)
 			urcu_memb_read_unlock();
 			r->by_slot[i] = NULL;
 			close_fds(w);
+			free(w->command);
+			free(w->cwd);
 			free(w);
 		}
 	}

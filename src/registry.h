@@ -29,8 +29,8 @@ struct vigil_worker {
 	char id[65];
 	char type[65];
 	char task[65];
-	char command[512]; /* JSON array text of argv, from /proc/<pid>/cmdline */
-	char cwd[256];     /* its working directory, from /proc/<pid>/cwd */
+	char *command;     /* JSON array text of argv (malloc'd; NULL: "[]") */
+	char *cwd;         /* its working directory (malloc'd; NULL: unknown) */
 	uint64_t gen;
 	uint64_t created_unix_ms;
 	uint64_t last_seen_ms;
@@ -58,6 +58,7 @@ struct vigil_worker {
 	uint8_t w_status;
 	uint32_t w_health, w_progress, w_missed;
 	uint64_t w_last_seen_ms;
+	uint64_t w_written_ms;  /* when the spec was last written */
 };
 
 enum vigil_kill_why {

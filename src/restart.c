@@ -1124,9 +1124,12 @@ bool vigil_restart_on_registered(struct vigil_action *a, struct vigil_worker *w,
 		w->tokens = l->tokens;
 		w->sig_pidfd = l->pidfd;
 		l->pidfd = -1;
-		snprintf(w->cwd, sizeof w->cwd, "%s", l->cwd != NULL ? l->cwd : "/");
-		if (l->argv_json != NULL && strlen(l->argv_json) < sizeof w->command)
-			snprintf(w->command, sizeof w->command, "%s", l->argv_json);
+		free(w->cwd);
+		w->cwd = l->cwd != NULL ? strdup(l->cwd) : NULL;
+		if (l->argv_json != NULL) {
+			free(w->command);
+			w->command = strdup(l->argv_json);
+		}
 		int fd = fcntl(w->sig_pidfd, F_DUPFD_CLOEXEC, 0);
 		struct vigil_command c = {.kind = VIGIL_CMD_WATCH, .slot = w->slot, .gen = w->gen, .fd = fd};
 		if (fd >= 0 && !vigil_scanner_command(a->scanner, &c))

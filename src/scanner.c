@@ -454,6 +454,20 @@ static void scan_slot(struct vigil_scanner *s, uint32_t slot, struct tick_ctx *t
 	}
 
 	uint64_t silence = v - w->last_seen_v;
+	if (silence < p->interval_ns && w->flags == 0) {
+		/* The common case, kept free of divisions and floating point: a
+		 * worker heard from within the interval has missed nothing and
+		 * its health is what it reports. */
+		uint32_t h = w->reported_health;
+		if (p->progress_stall_ns == 0 || w->progress >= 100 || v - w->progress_v < p->progress_stall_ns) {
+			if ((double)h >= p->min_health_score) {
+				t->live++;
+				if (w->view_verdict != VIGIL_VERDICT_OK || w->view_health != h || w->view_missed != 0)
+					view_set(s, slot, w, VIGIL_VERDICT_OK, h, 0);
+				return;
+			}
+		}
+	}
 	uint32_t missed = vigil_health_missed(silence, p->interval_ns);
 	uint32_t health = vigil_health_score(w->reported_health, p->health_score_decay_rate, missed);
 	uint64_t credit_ms = (s->credit_ns_total - w->credit_at_seen_ns) / VIGIL_NS_PER_MS;
