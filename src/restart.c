@@ -703,6 +703,10 @@ static bool spawn_lineage(struct vigil_action *a, struct vigil_lineage *l, uint6
 	l->deadline_ms = l->timeout_seconds > 0 ? l->spawned_ms + (uint64_t)llround(l->timeout_seconds * 1000.0) : 0;
 	r->tokens_allocated += l->tokens;
 	r->spawned++;
+	/* The spec exists before anything says "spawned" (the log, the queue
+	 * file's removal): readers never find a spawned worker without one. */
+	vigil_action_spec_provisional(a, l->id, l->type, l->task, l->argv_json, l->cwd, l->pid, l->slot, l->tokens,
+				      l->spawned_ms);
 	vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_INFO, "spawned %s (type %s, task %s) pid %d slot %u", l->id, l->type,
 		  l->task[0] ? l->task : "-", res.pid, res.slot);
 	return true;
@@ -1002,10 +1006,8 @@ static void take_spawn_request(struct vigil_action *a, const char *name, uint64_
 	l->delay_ms = 0;
 	if (spawn_lineage(a, l, tag_of(name), why, sizeof why)) {
 		l->state = VIGIL_LIN_RUNNING;
-		/* The spec exists before the request goes: an id is never free
-		 * in between (vigilctl picks ids from both directories). */
-		vigil_action_spec_provisional(a, l->id, l->type, l->task, l->argv_json, l->cwd, l->pid, l->slot,
-					      l->tokens, now);
+		/* spawn_lineage wrote the spec before the request goes: an id is
+		 * never free in between (vigilctl picks ids from both). */
 		vigil_fs_remove(r->spawn_queue_fd, name);
 		return;
 	}
@@ -1383,8 +1385,6 @@ static void lineages_due(struct vigil_action *a, uint64_t now, uint64_t *next)
 				break;
 			}
 			if (spawn_lineage(a, l, tag_of(l->request_id), why, sizeof why)) {
-				vigil_action_spec_provisional(a, l->id, l->type, l->task, l->argv_json, l->cwd, l->pid,
-							      l->slot, l->tokens, now);
 				l->state = VIGIL_LIN_STARTING;
 				l->due_ms = now + a->hb.timeout_ns / VIGIL_NS_PER_MS;
 				if (l->due_ms < *next)
