@@ -763,6 +763,8 @@ static void request_restart(const char *name, const char *id, const char *type, 
 /* "ASAN_OPTIONS=...:handle_segv=0", set by main(): under AddressSanitizer
  * a demo worker's own SEGV handler would turn a SIGSEGV into exit 1. */
 static char asan_env[512];
+/* The same for ThreadSanitizer's handler. */
+static char tsan_env[512];
 
 /* As spawn_demo, for a worker that must die of SIGSEGV: started through
  * env(1) (which execs it, so the pid is the worker's) with ASan's SEGV
@@ -773,6 +775,7 @@ static void spawn_demo_segv(const char *id, const char *type, const char *const 
 	int n = 0;
 	cmd[n++] = "/usr/bin/env";
 	cmd[n++] = asan_env;
+	cmd[n++] = tsan_env;
 	cmd[n++] = DEMO_WORKER_PATH;
 	for (int i = 0; demo_args != NULL && demo_args[i] != NULL && n < 31; i++)
 		cmd[n++] = demo_args[i];
@@ -1872,6 +1875,9 @@ int main(void)
 	const char *ao = getenv("ASAN_OPTIONS");
 	snprintf(asan_env, sizeof asan_env, "ASAN_OPTIONS=%s%shandle_segv=0", ao != NULL ? ao : "",
 		 ao != NULL && ao[0] != '\0' ? ":" : "");
+	const char *to = getenv("TSAN_OPTIONS");
+	snprintf(tsan_env, sizeof tsan_env, "TSAN_OPTIONS=%s%shandle_segv=0", to != NULL ? to : "",
+		 to != NULL && to[0] != '\0' ? " " : "");
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(crash_loop_quarantined, setup, teardown),
 		cmocka_unit_test_setup_teardown(signal_crash_sigsegv, setup, teardown),
