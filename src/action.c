@@ -61,16 +61,22 @@ static const char *status_name(uint8_t s)
 	}
 }
 
+/* One ERROR line per episode of write failures (a full disk must not also
+ * flood the log).  On a nearly full disk small writes succeed between
+ * failures, so an episode ends only after writes have worked for 5 s. */
+#define WRITE_EPISODE_QUIET_MS 5000u
+
 static void note_write(struct vigil_action *a, int rc, const char *what)
 {
 	if (rc == 0) {
-		if (a->write_error_episode) {
+		if (a->write_error_episode && vigil_unix_ms() >= a->write_error_last_ms + WRITE_EPISODE_QUIET_MS) {
 			a->write_error_episode = false;
 			vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_INFO, "writing under coordination/ works again");
 		}
 		return;
 	}
 	a->write_errors++;
+	a->write_error_last_ms = vigil_unix_ms();
 	if (!a->write_error_episode) {
 		a->write_error_episode = true;
 		vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_ERROR,
@@ -181,14 +187,22 @@ void vigil_action_spec_provisional(struct vigil_action *a, const char *id, const
 	free(w); /* command and cwd were borrowed */
 }
 
+/* A removal that works says nothing about whether writing works again (a
+ * full disk still lets files go): only its failures are noted. */
+static void note_remove(struct vigil_action *a, int rc, const char *what)
+{
+	if (rc < 0)
+		note_write(a, rc, what);
+}
+
 static void spec_remove(struct vigil_action *a, const struct vigil_worker *w, bool zombie_too)
 {
 	char name[80];
 	if (spec_file_name(w, name, sizeof name) < 0)
 		return;
-	note_write(a, vigil_fs_remove(a->active_fd, name), name);
+	note_remove(a, vigil_fs_remove(a->active_fd, name), name);
 	if (zombie_too)
-		note_write(a, vigil_fs_remove(a->zombie_fd, name), name);
+		note_remove(a, vigil_fs_remove(a->zombie_fd, name), name);
 }
 
 /* The common part of every worker event line. */
@@ -407,7 +421,7 @@ static void on_zombie(struct vigil_action *a, const struct vigil_event *ev)
 	spec_write(a, w, ev->unix_ms);
 	char name[80];
 	if (spec_file_name(w, name, sizeof name) == 0)
-		note_write(a, vigil_fs_remove(a->active_fd, name), name);
+		note_remove(a, vigil_fs_remove(a->active_fd, name), name);
 	vigil_restart_on_zombie(a, w);
 	failure(a, w, VIGIL_FAIL_HANG, ev);
 }
@@ -618,9 +632,15 @@ void vigil_action_snapshot(struct vigil_action *a, bool force)
 			w->missed = atomic_load_explicit(&v->missed, memory_order_relaxed);
 			w->progress = atomic_load_explicit(&v->progress, memory_order_relaxed);
 			w->beats = atomic_load_explicit(&v->beats, memory_order_relaxed);
-			w->last_seen_ms = atomic_load_explicit(&v->last_seen_unix_ms, memory_order_relaxed);
+			uint64_t seen = atomic_load_explicit(&v->last_seen_unix_ms, memory_order_relaxed);
+			/* The view is in shared memory: anyone may have written it.
+			 * A last_seen in the future is not believed. */
+			if (seen <= now_ms + 60000)
+				w->last_seen_ms = seen;
 			if (w->health > 100)
 				w->health = 100;
+			if (w->progress > 100)
+				w->progress = 100;
 		}
 		/* Status, health and missed are rewritten within one snapshot
 		 * interval; last_seen and progress, which move with every beat,

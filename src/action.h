@@ -45,6 +45,7 @@ struct vigil_action {
 	uint64_t workers_rejected;
 	uint64_t unverified_workers;
 	bool write_error_episode; /* log write failures once per episode */
+	uint64_t write_error_last_ms;
 	bool stop;
 	int ino_config_wd;     /* inotify watch of coordination/config */
 	int wdfd;              /* systemd watchdog timer, -1 without one */

@@ -995,13 +995,14 @@ static void take_spawn_request(struct vigil_action *a, const char *name, uint64_
 		return;
 	}
 	char *argv_json = json_dumps(cmd, JSON_COMPACT);
+	double timeout_seconds = json_is_number(tmo) ? json_number_value(tmo) : 0; /* before o goes */
 	l = lin_new(r, id, type, task, argv_json, cwd != NULL ? json_string_value(cwd) : "/",
 		    json_is_integer(tok) ? (uint64_t)json_integer_value(tok) : 0);
 	free(argv_json);
 	json_decref(o);
 	if (l == NULL)
 		return;
-	l->timeout_seconds = json_is_number(tmo) ? json_number_value(tmo) : 0;
+	l->timeout_seconds = timeout_seconds;
 	l->attempt = 0;
 	l->delay_ms = 0;
 	if (spawn_lineage(a, l, tag_of(name), why, sizeof why)) {

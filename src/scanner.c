@@ -304,6 +304,18 @@ static void start_tracking(struct vigil_scanner *s, uint32_t slot, uint64_t o, u
 	ev.spawn_tag = c->spawn_tag;
 	if (!emit(s, &ev, woke))
 		return; /* retried next tick: nothing changed */
+	if (gen_ok && vigil_beat_count(b) > 0 && st == VIGIL_SLOT_ACTIVE && !s->first_pass) {
+		/* It beat before we first looked (a spawned worker attaches and
+		 * beats while vigild publishes its slot): that beat counts, so a
+		 * restart's success is not held back to the next beat.  Not for
+		 * workers adopted at start-up: their restart state is rebuilt
+		 * after the first pass, so their next beat is the one to count. */
+		struct vigil_event fb;
+		event_base(&fb, VIGIL_EV_FIRST_BEAT, slot, &nw, real_ms);
+		fb.health_score = nw.reported_health;
+		if (emit(s, &fb, woke))
+			nw.beats = 1;
+	}
 	*w = nw;
 	struct vigil_slot_view *v = &s->seg->view[slot];
 	atomic_store_explicit(&v->generation_low, (uint32_t)vigil_owner_gen(o), memory_order_relaxed);
@@ -355,6 +367,17 @@ static void scan_slot(struct vigil_scanner *s, uint32_t slot, struct tick_ctx *t
 		w->owner = o;
 		return;
 	case VIGIL_SLOT_CLAIMED:
+		if (s->first_pass && (s->seg->cold[slot].flags & VIGIL_COLD_SPAWNED) && s->seg->cold[slot].pid > 1) {
+			/* A previous vigild was killed between a spawn's exec and
+			 * its publish: the worker may well be running.  Publish it,
+			 * so it is adopted (and found gone if it is) rather than
+			 * freed as a stale claim and started a second time. */
+			if (vigil_segment_slot_set(s->seg, slot, o, VIGIL_SLOT_ACTIVE)) {
+				o = vigil_owner_make(VIGIL_SLOT_ACTIVE, vigil_owner_gen(o));
+				start_tracking(s, slot, o, t->real_ms, &t->woke);
+				return;
+			}
+		}
 		/* A claim that is never published (the worker died between
 		 * the CAS and the publish) would leak the slot: free it after
 		 * VIGIL_CLAIM_STALE_NS of our own clock.  The worker's own

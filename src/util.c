@@ -38,10 +38,15 @@ uint64_t vigil_unix_ms(void)
 
 void vigil_iso8601(uint64_t unix_ms, char out[static 21])
 {
+	/* Past 9999-12-31T23:59:59Z the format needs more than 4 year digits
+	 * (and strftime would leave out unterminated): clamp.  Such times only
+	 * come from garbage (a scribbled segment, a forged history line). */
+	if (unix_ms > 253402300799999ull)
+		unix_ms = 253402300799999ull;
 	time_t t = (time_t)(unix_ms / 1000ull);
 	struct tm tm;
-	gmtime_r(&t, &tm);
-	strftime(out, 21, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (gmtime_r(&t, &tm) == NULL || strftime(out, 21, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(out, 21, "1970-01-01T00:00:00Z");
 }
 
 int vigil_json_stamp(json_t *obj, const char *key_iso, const char *key_ms, uint64_t unix_ms)

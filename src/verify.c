@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -202,7 +203,24 @@ void vigil_verify_worker(const char *shm_name, int32_t pid, int32_t registrar_pi
 		close(fd);
 		return;
 	}
+	/* Already ended (it died while vigild was away and its parent has
+	 * not reaped it yet): a pidfd is readable once its process exits. */
+	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+	if (poll(&pfd, 1, 0) > 0) {
+		out->gone = true;
+		snprintf(out->reason, sizeof out->reason, "pid %d has already exited", (int)pid);
+		close(fd);
+		return;
+	}
 	uint64_t now_ticks = vigil_proc_start_ticks(pid);
+	if (now_ticks == 0) {
+		/* /proc unreadable (out of file descriptors?): that proves
+		 * nothing about the worker, so it is not declared gone. */
+		snprintf(out->reason, sizeof out->reason, "cannot read /proc/%d/stat (%s): monitored by timeouts only",
+			 (int)pid, strerror(errno));
+		close(fd);
+		return;
+	}
 	if (start_ticks != 0 && now_ticks != start_ticks) {
 		out->gone = true; /* the registered process died; its pid was reused */
 		snprintf(out->reason, sizeof out->reason, "pid %d was recycled (start time %llu, registered %llu)",

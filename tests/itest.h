@@ -191,4 +191,15 @@ int itest_procs_with_env(const char *const *envs, pid_t *out, int max);
  * signalled. */
 int itest_kill_segment_users(const char *shm);
 
+/* ---- additions (hostile tests) ------------------------------------------------------------------ */
+
+/* As itest_vigild_start_args, with vigild run through a wrapper command
+ * that execs it (prefix: NULL-terminated, e.g. {"/usr/bin/prlimit",
+ * "--nofile=64:64", "--", NULL}); the wrapper's pid is vigild's. */
+pid_t itest_vigild_start_prefixed(struct itest_home *h, const char *const *prefix, const char *const *extra);
+/* Runs vigild (same --home/--shm/--pidfile, plus extra) to completion, at
+ * most timeout_ms, for start-up refusals: returns its exit code (as
+ * itest_run) and its stderr in *err (malloc'd, may be NULL). */
+int itest_vigild_run(const struct itest_home *h, const char *const *extra, char **err, int timeout_ms);
+
 #endif /* VIGIL_ITEST_H */
