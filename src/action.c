@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/inotify.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
@@ -65,6 +66,7 @@ static const char *status_name(uint8_t s)
  * flood the log).  On a nearly full disk small writes succeed between
  * failures, so an episode ends only after writes have worked for 5 s. */
 #define WRITE_EPISODE_QUIET_MS 5000u
+#define FDS_RESERVE 32u /* descriptors kept for vigild's own files */
 
 static void note_write(struct vigil_action *a, int rc, const char *what)
 {
@@ -325,9 +327,22 @@ static void on_register(struct vigil_action *a, const struct vigil_event *ev)
 		return;
 	}
 
-	if (!vigil_restart_on_registered(a, w, ev)) {
+	bool spawned_here = vigil_restart_on_registered(a, w, ev);
+	if (spawned_here)
+		a->pidfds_held += 2;
+	/* Keep FDS_RESERVE descriptors for vigild's own files: past that,
+	 * workers are monitored by timeouts only (and the log says why). */
+	if (!spawned_here && a->fds_base + a->pidfds_held + 2 + FDS_RESERVE > a->fds_limit) {
+		a->unverified_workers++;
+		vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_WARN,
+			  "worker %s (pid %d) not verified: file descriptors would run out (limit %u, "
+			  "%u held): monitored by timeouts only",
+			  w->id, w->pid, a->fds_limit, a->fds_base + a->pidfds_held);
+	} else if (!spawned_here) {
 		struct vigil_verify_result vr;
 		vigil_verify_worker(a->seg->name, w->pid, w->registrar_pid, ev->pid_start_ticks, &vr);
+		if (vr.verified)
+			a->pidfds_held += 2;
 		w->verified = vr.verified;
 		if (vr.verified)
 			w->sig_pidfd = fcntl(vr.pidfd, F_DUPFD_CLOEXEC, 0); /* ours, to signal through */
@@ -486,6 +501,8 @@ static void on_gone(struct vigil_action *a, const struct vigil_event *ev_in)
 	}
 	if (ev->kind == VIGIL_EV_EXITED && !was_restart)
 		failure(a, w, VIGIL_FAIL_EXIT, ev); /* a clean exit yields no pattern */
+	if (w->sig_pidfd >= 0 && a->pidfds_held >= 2)
+		a->pidfds_held -= 2;
 	vigil_registry_remove(&a->reg, w);
 }
 
@@ -755,6 +772,20 @@ int vigil_action_init(struct vigil_action *a, int home_fd, struct vigil_segment 
 	a->hb_events_fd = a->zombie_events_fd = a->epfd = a->sigfd = a->inofd = a->snapfd = -1;
 	a->wdfd = -1;
 	a->patterns_fd = a->fix_history_fd = -1;
+	{
+		struct rlimit rl;
+		a->fds_limit = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < UINT32_MAX ? (uint32_t)rl.rlim_cur
+											      : UINT32_MAX;
+		DIR *d = opendir("/proc/self/fd");
+		struct dirent *de;
+		uint32_t n = 0;
+		while (d != NULL && (de = readdir(d)) != NULL && n < 1000000)
+			n += de->d_name[0] != '.';
+		if (d != NULL)
+			closedir(d);
+		/* + the descriptors this function is about to open */
+		a->fds_base = n + 24;
+	}
 	a->debug = getenv("VIGIL_DEBUG") != NULL && strcmp(getenv("VIGIL_DEBUG"), "1") == 0;
 	a->seg = seg;
 	a->scanner = scanner;

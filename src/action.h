@@ -46,6 +46,9 @@ struct vigil_action {
 	uint64_t unverified_workers;
 	bool write_error_episode; /* log write failures once per episode */
 	uint64_t write_error_last_ms;
+	/* File descriptors: what vigild had at start, its soft limit, and the
+	 * pidfds it holds (2 per verified worker: the scanner's and ours). */
+	uint32_t fds_base, fds_limit, pidfds_held;
 	bool stop;
 	int ino_config_wd;     /* inotify watch of coordination/config */
 	int wdfd;              /* systemd watchdog timer, -1 without one */
