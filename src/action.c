@@ -929,14 +929,28 @@ void vigil_action_prune_stale_specs(struct vigil_action *a)
 		urcu_memb_read_unlock();
 		if (!known) {
 			/* "restarting": its restart is still queued; the spec
-			 * carries the command the restart will run. */
+			 * carries the command the restart will run.  A worker vigild
+			 * spawned that is gone (it ended while vigild was down, or
+			 * before vigild handled its exit) is a failure vigild found:
+			 * it takes the restart path, like any exit. */
 			char *buf;
 			size_t blen;
 			if (vigil_fs_read(a->active_fd, de->d_name, 65536, &buf, &blen) == 0) {
 				json_t *o = json_loadb(buf, blen, 0, NULL);
 				free(buf);
 				const char *st = json_string_value(json_object_get(o, "status"));
+				const char *type = json_string_value(json_object_get(o, "worker_type"));
 				known = st != NULL && strcmp(st, "restarting") == 0;
+				if (!known && json_is_true(json_object_get(o, "spawned")) && type != NULL &&
+				    vigil_id_valid(type) && vigil_id_valid(id) &&
+				    vigil_restart_request_from(a, id, type, "exited while vigild was down", "vigild",
+							       vigil_unix_ms()) == 0) {
+					json_object_set_new(o, "status", json_string("restarting"));
+					vigil_fs_replace_json(a->active_fd, de->d_name, o);
+					known = true;
+					vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_WARN,
+						  "%s ended while vigild was down: restart queued", id);
+				}
 				json_decref(o);
 			}
 		}

@@ -1269,6 +1269,12 @@ bool vigil_restart_on_exit(struct vigil_action *a, struct vigil_worker *w, const
 int vigil_restart_request(struct vigil_action *a, const char *worker_id, const char *worker_type, const char *reason,
 			  uint64_t now_ms)
 {
+	return vigil_restart_request_from(a, worker_id, worker_type, reason, "autofix", now_ms);
+}
+
+int vigil_restart_request_from(struct vigil_action *a, const char *worker_id, const char *worker_type,
+			       const char *reason, const char *source, uint64_t now_ms)
+{
 	struct vigil_restart *r = &a->rs;
 	struct vigil_lineage *l = lin_find(r, worker_id);
 	json_t *o = json_object();
@@ -1282,9 +1288,9 @@ int vigil_restart_request(struct vigil_action *a, const char *worker_id, const c
 	json_object_set_new(o, "reason", json_string(reason));
 	json_object_set_new(o, "created_at", json_string(iso));
 	json_object_set_new(o, "created_at_ms", json_integer((json_int_t)now_ms));
-	json_object_set_new(o, "source", json_string("autofix"));
+	json_object_set_new(o, "source", json_string(source));
 	char name[128];
-	snprintf(name, sizeof name, "%.64s-autofix-%llu-%llu.json", worker_id, (unsigned long long)now_ms,
+	snprintf(name, sizeof name, "%.64s-%.16s-%llu-%llu.json", worker_id, source, (unsigned long long)now_ms,
 		 (unsigned long long)(r->seq++ & 0xffff));
 	int rc = vigil_fs_replace_json(r->queue_fd, name, o);
 	json_decref(o);

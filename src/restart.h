@@ -119,6 +119,9 @@ bool vigil_restart_on_exit(struct vigil_action *a, struct vigil_worker *w, const
 /* For auto-fix (fixes.c). */
 int vigil_restart_request(struct vigil_action *a, const char *worker_id, const char *worker_type, const char *reason,
 			  uint64_t now_ms);
+/* The same request, saying who asked ("autofix", "vigild"). */
+int vigil_restart_request_from(struct vigil_action *a, const char *worker_id, const char *worker_type,
+			       const char *reason, const char *source, uint64_t now_ms);
 int vigil_restart_quarantine(struct vigil_action *a, const char *worker_id, const char *worker_type, const char *why,
 			     uint64_t now_ms);
 bool vigil_restart_underway(struct vigil_action *a, const char *worker_id);
