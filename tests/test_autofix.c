@@ -57,6 +57,7 @@
 #include "itest.h"
 
 static struct itest_home H;
+#include "itest_check.h"
 
 #define HB "heartbeat-events.jsonl"
 #define ZE "zombie-cleanup-events.jsonl"
@@ -79,25 +80,6 @@ static struct itest_home H;
 
 /* ---- diagnostics ------------------------------------------------------------ */
 
-static void dump_tail(const char *title, const char *rel, int lines)
-{
-	char *s = itest_read_file(&H, rel);
-	if (s == NULL) {
-		fprintf(stderr, "---- %s: (absent)\n", title);
-		return;
-	}
-	size_t len = strlen(s);
-	const char *p = s + len;
-	int n = 0;
-	while (p > s && n <= lines) {
-		p--;
-		if (*p == '\n')
-			n++;
-	}
-	fprintf(stderr, "---- %s (last %d lines):\n%s\n", title, lines, p);
-	free(s);
-}
-
 static void dump_state(void)
 {
 	if (H.dir[0] == '\0')
@@ -112,38 +94,9 @@ static void dump_state(void)
 	dump_tail("vigild.out", "vigild.out", 10);
 }
 
-/* Fails the test with a message after dumping the home's files and logs. */
-#define CHECK(cond, ...)                                                                                   \
-	do {                                                                                               \
-		if (!(cond)) {                                                                             \
-			fprintf(stderr, "CHECK failed at %s:%d: %s\n", __FILE__, __LINE__, #cond);         \
-			dump_state();                                                                      \
-			fail_msg(__VA_ARGS__);                                                             \
-		}                                                                                          \
-	} while (0)
-
 /* A check whose failure is recorded but lets the test go on, so that one
  * product bug does not hide the behaviour after it; soft_done() fails the
  * test at its end if any was recorded. */
-static char soft_msgs[4096];
-#define SOFT_CHECK(cond, ...)                                                                              \
-	do {                                                                                               \
-		if (!(cond)) {                                                                             \
-			char m_[768];                                                                      \
-			snprintf(m_, sizeof m_, __VA_ARGS__);                                              \
-			fprintf(stderr, "SOFT CHECK failed at %s:%d: %s\n  %s\n", __FILE__, __LINE__, #cond, m_); \
-			size_t l_ = strlen(soft_msgs);                                                     \
-			snprintf(soft_msgs + l_, sizeof soft_msgs - l_, "[line %d] %s; ", __LINE__, m_);   \
-		}                                                                                          \
-	} while (0)
-
-static void soft_done(void)
-{
-	if (soft_msgs[0] != '\0') {
-		dump_state();
-		fail_msg("%s", soft_msgs);
-	}
-}
 
 /* ---- processes under vigild (notify_command) ---------------------------------- */
 

@@ -83,6 +83,7 @@
 #include "vigil.h"
 
 static struct itest_home H;
+#include "itest_check.h"
 
 /* Under ThreadSanitizer every event that crosses vigild's ck rings is a
  * (suppressed) report, and TSan's bookkeeping of thousands of them slows
@@ -116,25 +117,6 @@ static struct itest_home H;
 
 /* ---- diagnostics ------------------------------------------------------------- */
 
-static void dump_tail(const char *title, const char *rel, int lines)
-{
-	char *s = itest_read_file(&H, rel);
-	if (s == NULL) {
-		fprintf(stderr, "---- %s: (absent)\n", title);
-		return;
-	}
-	size_t len = strlen(s);
-	const char *p = s + len;
-	int n = 0;
-	while (p > s && n <= lines) {
-		p--;
-		if (*p == '\n')
-			n++;
-	}
-	fprintf(stderr, "---- %s (last %d lines):\n%s\n", title, lines, p);
-	free(s);
-}
-
 /* Prints the lines of <home>/<rel> that contain needle (diagnostics). */
 static void grep_file(const char *rel, const char *needle)
 {
@@ -155,35 +137,6 @@ static void dump_state(void)
 	dump_tail("heartbeat-monitor-daemon.log", HB_LOG, 20);
 	dump_tail("worker-restart-daemon.log", RLOG, 15);
 	dump_tail("vigild.out", "vigild.out", 20);
-}
-
-#define CHECK(cond, ...)                                                                                   \
-	do {                                                                                               \
-		if (!(cond)) {                                                                             \
-			fprintf(stderr, "CHECK failed at %s:%d: %s\n", __FILE__, __LINE__, #cond);         \
-			dump_state();                                                                      \
-			fail_msg(__VA_ARGS__);                                                             \
-		}                                                                                          \
-	} while (0)
-
-static char soft_msgs[8192];
-#define SOFT_CHECK(cond, ...)                                                                              \
-	do {                                                                                               \
-		if (!(cond)) {                                                                             \
-			char m_[768];                                                                      \
-			snprintf(m_, sizeof m_, __VA_ARGS__);                                              \
-			fprintf(stderr, "SOFT CHECK failed at %s:%d: %s\n  %s\n", __FILE__, __LINE__, #cond, m_); \
-			size_t l_ = strlen(soft_msgs);                                                     \
-			snprintf(soft_msgs + l_, sizeof soft_msgs - l_, "[line %d] %s; ", __LINE__, m_);   \
-		}                                                                                          \
-	} while (0)
-
-static void soft_done(void)
-{
-	if (soft_msgs[0] != '\0') {
-		dump_state();
-		fail_msg("%s", soft_msgs);
-	}
 }
 
 #define OBSERVED(...)                                                                                      \
@@ -645,7 +598,6 @@ static int check_jsonl_one(const char *fpath, const struct stat *sb, int type, s
 	free(s);
 	return 0;
 }
-
 
 /* Every .json under coordination/ parses; no temporary file is left. */
 static int check_json_one(const char *fpath, const struct stat *sb, int type, struct FTW *ftw)

@@ -32,6 +32,7 @@
 #include "vigil.h"
 
 static struct itest_home H;
+#include "itest_check.h"
 
 #define HB "heartbeat-events.jsonl"
 #define ZE "zombie-cleanup-events.jsonl"
@@ -44,25 +45,6 @@ static struct itest_home H;
 
 /* ---- diagnostics ---------------------------------------------------------- */
 
-static void dump_tail(const char *title, const char *rel, int lines)
-{
-	char *s = itest_read_file(&H, rel);
-	if (s == NULL) {
-		fprintf(stderr, "---- %s: (absent)\n", title);
-		return;
-	}
-	size_t len = strlen(s);
-	const char *p = s + len;
-	int n = 0;
-	while (p > s && n <= lines) {
-		p--;
-		if (*p == '\n')
-			n++;
-	}
-	fprintf(stderr, "---- %s (last %d lines):\n%s\n", title, lines, p);
-	free(s);
-}
-
 static void dump_state(void)
 {
 	if (H.dir[0] == '\0')
@@ -73,16 +55,6 @@ static void dump_state(void)
 	dump_tail("heartbeat-monitor-daemon.log", HB_LOG, 30);
 	dump_tail("vigild.out", "vigild.out", 20);
 }
-
-/* Fails the test with a message after dumping the home's events and logs. */
-#define CHECK(cond, ...)                                                                                   \
-	do {                                                                                               \
-		if (!(cond)) {                                                                             \
-			fprintf(stderr, "CHECK failed at %s:%d: %s\n", __FILE__, __LINE__, #cond);         \
-			dump_state();                                                                      \
-			fail_msg(__VA_ARGS__);                                                             \
-		}                                                                                          \
-	} while (0)
 
 /* ---- helpers ----------------------------------------------------------------- */
 
@@ -915,7 +887,6 @@ static void second_vigild_refused(void **state)
 	CHECK(pid != NULL && atoi(pid) == first, "the first vigild's pid file was changed");
 	free(pid);
 }
-
 
 /* ---- systemd notification ------------------------------------------------------ */
 
