@@ -101,6 +101,9 @@ static json_t *spec_json(const struct vigil_action *a, const struct vigil_worker
 	json_object_set_new(o, "task_id", json_string(w->task));
 	json_object_set_new(o, "status", json_string(status_name(w->status)));
 	json_object_set_new(o, "pid", json_integer(w->pid));
+	/* Field 22 of /proc/<pid>/stat: with pid, which process this was (a
+	 * vigild restarted after a crash checks it before it signals). */
+	json_object_set_new(o, "pid_start_ticks", json_integer((json_int_t)w->pid_start_ticks));
 	json_object_set_new(o, "slot", json_integer(w->slot));
 	json_t *cmd = w->command != NULL ? json_loads(w->command, 0, NULL) : NULL;
 	json_object_set_new(o, "command", cmd != NULL ? cmd : json_array());
@@ -204,6 +207,13 @@ static void spec_remove(struct vigil_action *a, const struct vigil_worker *w, bo
 		return;
 	note_remove(a, vigil_fs_remove(a->active_fd, name), name);
 	if (zombie_too)
+		note_remove(a, vigil_fs_remove(a->zombie_fd, name), name);
+}
+
+static void spec_remove_zombie(struct vigil_action *a, const struct vigil_worker *w)
+{
+	char name[80];
+	if (spec_file_name(w, name, sizeof name) == 0)
 		note_remove(a, vigil_fs_remove(a->zombie_fd, name), name);
 }
 
@@ -456,8 +466,12 @@ static void on_gone(struct vigil_action *a, const struct vigil_event *ev_in)
 		evc.exit_signal = -1;
 	}
 	bool zombie = w->status == VIGIL_STATUS_ZOMBIE;
-	/* The restart path first: it decides whether a successor is coming. */
+	uint32_t held = w->sig_pidfd >= 0 ? 2 : 0; /* ours and the scanner's */
+	/* The restart path first: it decides whether a successor is coming
+	 * (and may keep our pidfd of a process that detached but lives on). */
 	bool was_restart = vigil_restart_on_exit(a, w, ev, ev->kind == VIGIL_EV_DETACHED);
+	if (held == 2 && w->sig_pidfd < 0)
+		held = 1;
 	bool successor = !was_restart && ev->kind != VIGIL_EV_VANISHED && vigil_restart_underway(a, w->id);
 	if (ev->kind == VIGIL_EV_EXITED) {
 		json_t *o = event_json("worker_exited", w, ev);
@@ -484,10 +498,14 @@ static void on_gone(struct vigil_action *a, const struct vigil_event *ev_in)
 	} else if (ev->kind == VIGIL_EV_DETACHED) {
 		append_event(a, a->hb_events_fd, event_json("worker_detached", w, ev), HB_FILE);
 		vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_INFO, "worker_detached: worker %s pid %d", w->id, w->pid);
-		spec_remove(a, w, true);
+		/* Replaced in one rename, never removed first: a vigild crash
+		 * in between would lose the restart and the process it waits for. */
 		if (successor) {
 			w->status = VIGIL_STATUS_RESTARTING;
 			spec_write(a, w, ev->unix_ms);
+			spec_remove_zombie(a, w);
+		} else {
+			spec_remove(a, w, true);
 		}
 	} else {
 		json_t *o = event_json("worker_vanished", w, ev);
@@ -501,8 +519,7 @@ static void on_gone(struct vigil_action *a, const struct vigil_event *ev_in)
 	}
 	if (ev->kind == VIGIL_EV_EXITED && !was_restart)
 		failure(a, w, VIGIL_FAIL_EXIT, ev); /* a clean exit yields no pattern */
-	if (w->sig_pidfd >= 0 && a->pidfds_held >= 2)
-		a->pidfds_held -= 2;
+	a->pidfds_held = a->pidfds_held >= held ? a->pidfds_held - held : 0;
 	vigil_registry_remove(&a->reg, w);
 }
 
@@ -941,6 +958,14 @@ void vigil_action_prune_stale_specs(struct vigil_action *a)
 				const char *st = json_string_value(json_object_get(o, "status"));
 				const char *type = json_string_value(json_object_get(o, "worker_type"));
 				known = st != NULL && strcmp(st, "restarting") == 0;
+				/* Its process may still be there (it detached for the
+				 * restart and lingers): it ends before the replacement. */
+				json_t *pid = json_object_get(o, "pid"), *ticks = json_object_get(o, "pid_start_ticks");
+				if (known && json_is_integer(pid) && json_is_integer(ticks) &&
+				    json_integer_value(pid) > 0 && json_integer_value(pid) <= INT32_MAX &&
+				    json_integer_value(ticks) > 0)
+					vigil_restart_resume_ending(a, id, (int32_t)json_integer_value(pid),
+								    (uint64_t)json_integer_value(ticks));
 				if (!known && json_is_true(json_object_get(o, "spawned")) && type != NULL &&
 				    vigil_id_valid(type) && vigil_id_valid(id) &&
 				    vigil_restart_request_from(a, id, type, "exited while vigild was down", "vigild",

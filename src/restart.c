@@ -37,6 +37,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,12 +52,15 @@
 #include "log.h"
 #include "spawn.h"
 #include "util.h"
+#include "verify.h"
 
 #define VIGIL_LINEAGES_MAX 16384u
 #define REQUEST_MAX_BYTES 65536u
 #define QUEUE_BATCH 256u        /* files taken per directory per poll */
 #define HISTORY_BATCH 10000u    /* history lines read per poll */
 #define HISTORY_FILE "worker-restart-history.jsonl"
+#define ENDING_GIVE_UP_MS 5000u /* after SIGKILL: a process still there is in D state */
+#define ENDING_POLL_MS 10u      /* how often a lingering process is looked at */
 
 /* ---- small helpers ------------------------------------------------------------ */
 
@@ -478,6 +482,140 @@ static void kill_escalate(struct vigil_action *a, uint64_t now, uint64_t *next)
 		} else if (w->kill_due_ms < *next) {
 			*next = w->kill_due_ms;
 		}
+	}
+}
+
+/* ---- processes that detached while being ended ------------------------------------ */
+
+static bool pidfd_exited(int pidfd)
+{
+	struct pollfd p = {.fd = pidfd, .events = POLLIN};
+	return poll(&p, 1, 0) > 0; /* POLLIN: the process has exited (pidfd_open(2)) */
+}
+
+static int ending_find(const struct vigil_restart *r, const char *id)
+{
+	if (r->nendings == 0)
+		return -1;
+	for (int i = 0; i < VIGIL_ENDINGS_MAX; i++)
+		if (r->endings[i].pidfd >= 0 && strcmp(r->endings[i].id, id) == 0)
+			return i;
+	return -1;
+}
+
+static void ending_free(struct vigil_action *a, struct vigil_ending *e)
+{
+	close(e->pidfd);
+	e->pidfd = -1;
+	a->rs.nendings--;
+	if (a->pidfds_held >= 1)
+		a->pidfds_held--;
+}
+
+static bool ending_add(struct vigil_action *a, int pidfd, int32_t pid, int signal, uint64_t due_ms, const char *id)
+{
+	struct vigil_restart *r = &a->rs;
+	for (int i = 0; i < VIGIL_ENDINGS_MAX; i++) {
+		struct vigil_ending *e = &r->endings[i];
+		if (e->pidfd >= 0)
+			continue;
+		e->pidfd = pidfd;
+		e->pid = pid;
+		e->signal = signal;
+		e->due_ms = due_ms;
+		snprintf(e->id, sizeof e->id, "%s", id);
+		r->nendings++;
+		return true;
+	}
+	return false;
+}
+
+/* The worker said goodbye while vigild was ending it: its slot goes, its
+ * process may not.  Takes w->sig_pidfd over when the process is still
+ * there, so that the grace's SIGKILL still comes and a replacement waits. */
+static void ending_take(struct vigil_action *a, struct vigil_worker *w)
+{
+	if (w->kill_why == VIGIL_KILL_NONE || w->sig_pidfd < 0 || pidfd_exited(w->sig_pidfd))
+		return;
+	if (ending_add(a, w->sig_pidfd, w->pid, w->kill_signal, w->kill_due_ms, w->id)) {
+		w->sig_pidfd = -1; /* the entry's now */
+		vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_INFO,
+			  "%s (pid %d) detached but has not exited: waiting for it (SIGKILL at the end of the grace)",
+			  w->id, w->pid);
+		return;
+	}
+	/* Full: no grace for this one, rather than one nobody watches. */
+	pidfd_send_signal(w->sig_pidfd, SIGKILL, NULL, 0);
+	vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_WARN,
+		  "%s (pid %d) detached but has not exited, and %u others are being waited for: sent SIGKILL now",
+		  w->id, w->pid, (unsigned)VIGIL_ENDINGS_MAX);
+}
+
+bool vigil_restart_resume_ending(struct vigil_action *a, const char *id, int32_t pid, uint64_t start_ticks)
+{
+	if (pid <= 0 || start_ticks == 0 || ending_find(&a->rs, id) >= 0)
+		return false;
+	int fd = (int)pidfd_open(pid, 0);
+	if (fd < 0)
+		return false; /* gone (or not ours to see): nothing to wait for */
+	/* The spec is a file: trust it only as far as /proc confirms it.  The
+	 * pidfd is open first, so the pid cannot be recycled under the reads;
+	 * the start time says it is the process the spec was written for, the
+	 * owner and environment that it is our worker of that id. */
+	char path[64], e_id[VIGIL_ID_MAX + 16];
+	struct stat st;
+	snprintf(path, sizeof path, "/proc/%d", (int)pid);
+	snprintf(e_id, sizeof e_id, "WORKER_ID=%s", id);
+	bool same = stat(path, &st) == 0 && st.st_uid == geteuid() && vigil_proc_start_ticks(pid) == start_ticks &&
+		    vigil_proc_environ_has(pid, e_id) && !pidfd_exited(fd);
+	uint64_t now = vigil_unix_ms();
+	uint64_t due = now + (uint64_t)llround(policy(a)->kill_grace_seconds * 1000.0);
+	if (!same || !ending_add(a, fd, pid, SIGTERM, due, id)) {
+		close(fd);
+		return false;
+	}
+	a->pidfds_held++;
+	/* It was sent SIGTERM by the vigild before us; again, and SIGCONT, in
+	 * case that one died before it could. */
+	pidfd_send_signal(fd, SIGTERM, NULL, 0);
+	pidfd_send_signal(fd, SIGCONT, NULL, 0);
+	vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_WARN,
+		  "%s (pid %d) was being ended for a restart when the previous vigild stopped, and has not exited: "
+		  "SIGTERM again, SIGKILL in %.3f s; its replacement waits",
+		  id, (int)pid, policy(a)->kill_grace_seconds);
+	return true;
+}
+
+static void endings_poll(struct vigil_action *a, uint64_t now, uint64_t *next)
+{
+	struct vigil_restart *r = &a->rs;
+	for (int i = 0; i < VIGIL_ENDINGS_MAX && r->nendings > 0; i++) {
+		struct vigil_ending *e = &r->endings[i];
+		if (e->pidfd < 0)
+			continue;
+		if (pidfd_exited(e->pidfd)) {
+			vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_INFO, "%s (pid %d) has exited after detaching", e->id,
+				  e->pid);
+			ending_free(a, e);
+			continue;
+		}
+		if (e->signal != SIGKILL && now >= e->due_ms) {
+			if (pidfd_send_signal(e->pidfd, SIGKILL, NULL, 0) == 0)
+				vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_WARN,
+					  "sent SIGKILL to %s (pid %d) after the grace (it had detached, not exited)",
+					  e->id, e->pid);
+			e->signal = SIGKILL;
+			e->due_ms = now;
+		} else if (e->signal == SIGKILL && now >= e->due_ms + ENDING_GIVE_UP_MS) {
+			vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_ERROR,
+				  "%s (pid %d) is still there %u ms after SIGKILL (uninterruptible sleep?): "
+				  "no longer waiting for it",
+				  e->id, e->pid, ENDING_GIVE_UP_MS);
+			ending_free(a, e);
+			continue;
+		}
+		if (now + ENDING_POLL_MS < *next)
+			*next = now + ENDING_POLL_MS;
 	}
 }
 
@@ -1192,6 +1330,8 @@ bool vigil_restart_on_exit(struct vigil_action *a, struct vigil_worker *w, const
 {
 	struct vigil_restart *r = &a->rs;
 	uint64_t now = vigil_unix_ms();
+	if (detached)
+		ending_take(a, w);
 	if (w->cleanup_idx >= 0 && w->cleanup_idx < VIGIL_CLEANUPS_MAX && r->cleanups[w->cleanup_idx].used) {
 		struct vigil_cleanup *c = &r->cleanups[w->cleanup_idx];
 		const char *sig = w->kill_signal == SIGKILL ? "SIGKILL" : "SIGTERM";
@@ -1376,6 +1516,13 @@ static void lineages_due(struct vigil_action *a, uint64_t now, uint64_t *next)
 					*next = l->due_ms;
 				break;
 			}
+			if (ending_find(r, l->id) >= 0) {
+				/* Its predecessor detached but still runs: a
+				 * replacement never runs beside it. */
+				if (now + ENDING_POLL_MS < *next)
+					*next = now + ENDING_POLL_MS;
+				break;
+			}
 			switch (vigil_breakers_check(&r->breakers, p, l->type, now)) {
 			case VIGIL_BREAKER_DENY:
 				r->denied++;
@@ -1486,6 +1633,7 @@ void vigil_restart_poll(struct vigil_action *a)
 	n = list_requests(r->control_queue_fd, names, QUEUE_BATCH);
 	for (uint32_t i = 0; i < n; i++)
 		take_control_request(a, names[i], now);
+	endings_poll(a, now, &next);
 	lineages_due(a, now, &next);
 	kill_escalate(a, now, &next);
 	cleanups_timeout(a, now);
@@ -1540,6 +1688,8 @@ int vigil_restart_init(struct vigil_action *a)
 	r->history_fd = r->metrics_fd = r->queue_fd = r->rejected_fd = r->spawn_queue_fd = r->spawn_failed_fd = -1;
 	r->control_queue_fd = r->control_done_fd = r->breakers_fd = r->worker_logs_fd = r->timerfd = -1;
 	r->seq = (uint64_t)getpid() ^ vigil_mono_ns();
+	for (int i = 0; i < VIGIL_ENDINGS_MAX; i++)
+		r->endings[i].pidfd = -1;
 	r->cap = VIGIL_LINEAGES_MAX;
 	r->lin = calloc(r->cap, sizeof *r->lin);
 	if (r->lin == NULL)
@@ -1594,6 +1744,9 @@ void vigil_restart_destroy(struct vigil_action *a)
 	for (int i = 0; i < VIGIL_CLEANUPS_MAX; i++)
 		if (r->cleanups[i].used)
 			json_decref(r->cleanups[i].workers);
+	for (int i = 0; i < VIGIL_ENDINGS_MAX; i++)
+		if (r->endings[i].pidfd >= 0)
+			close(r->endings[i].pidfd);
 	free(r->lin);
 	vigil_breakers_destroy(&r->breakers);
 	memset(r, 0, sizeof *r);

@@ -84,6 +84,21 @@ struct vigil_cleanup {
 	uint64_t started_ms;
 };
 
+/* A process that left its slot (detached) while vigild was ending it.  The
+ * slot is free but the process may live on (a shutdown that hangs after its
+ * goodbye), so vigild keeps its pidfd here and still sends SIGKILL when the
+ * grace ends; no replacement of the same worker id starts until the pidfd
+ * says the process is gone.  Bounded: when the table is full, SIGKILL goes
+ * at once instead (a trade: no grace, but nothing untracked). */
+#define VIGIL_ENDINGS_MAX 64
+struct vigil_ending {
+	int pidfd;               /* -1: entry unused */
+	int32_t pid;
+	int signal;              /* the last one sent */
+	uint64_t due_ms;         /* SIGKILL at; after it, give up at due_ms + ENDING_GIVE_UP_MS */
+	char id[65];
+};
+
 struct vigil_restart {
 	struct vigil_lineage **lin;
 	uint32_t nlin, cap;
@@ -97,6 +112,8 @@ struct vigil_restart {
 	uint64_t attempted, succeeded, failed, denied, gave_up, spawned, spawn_failures;
 	uint64_t rejected_requests, history_bad_lines, zombies_cleaned;
 	struct vigil_cleanup cleanups[VIGIL_CLEANUPS_MAX];
+	struct vigil_ending endings[VIGIL_ENDINGS_MAX];
+	uint32_t nendings;       /* entries in use */
 	uint64_t seq;            /* for auto request names */
 	uint64_t last_prune_min;
 };
@@ -112,7 +129,9 @@ void vigil_restart_on_first_beat(struct vigil_action *a, struct vigil_worker *w)
 void vigil_restart_on_zombie(struct vigil_action *a, struct vigil_worker *w);
 /* Called before the record is removed.  Returns true when this death was a
  * restart attempt dying before its first beat (already reported as a
- * failed restart; the caller must not report it again as an exit). */
+ * failed restart; the caller must not report it again as an exit).  A
+ * worker that detaches while being ended may take over w->sig_pidfd (set to
+ * -1 then): see struct vigil_ending. */
 bool vigil_restart_on_exit(struct vigil_action *a, struct vigil_worker *w, const struct vigil_event *ev,
 			   bool detached);
 
@@ -125,6 +144,11 @@ int vigil_restart_request_from(struct vigil_action *a, const char *worker_id, co
 int vigil_restart_quarantine(struct vigil_action *a, const char *worker_id, const char *worker_type, const char *why,
 			     uint64_t now_ms);
 bool vigil_restart_underway(struct vigil_action *a, const char *worker_id);
+/* At start-up, for a "restarting" spec whose process may outlive the vigild
+ * that was ending it: when /proc confirms pid is that worker (start time,
+ * owner, WORKER_ID), it is ended (SIGTERM, SIGKILL after the grace) before
+ * its replacement starts.  true when it is being waited for. */
+bool vigil_restart_resume_ending(struct vigil_action *a, const char *id, int32_t pid, uint64_t start_ticks);
 bool vigil_restart_quarantined(struct vigil_action *a, const char *worker_id);
 bool vigil_restart_command_known(struct vigil_action *a, const char *worker_id);
 

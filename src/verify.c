@@ -116,6 +116,23 @@ bool vigil_proc_exit_status(int32_t pid, uint64_t start_ticks, int32_t *code, in
 	return true;
 }
 
+bool vigil_proc_environ_has(int32_t pid, const char *entry)
+{
+	enum { ENVIRON_BYTES_MAX = 65536 };
+	if (pid <= 0 || entry == NULL || entry[0] == '\0')
+		return false;
+	char *buf = malloc(ENVIRON_BYTES_MAX); /* rare (start-up): not worth a static */
+	if (buf == NULL)
+		return false;
+	int n = read_proc(pid, "environ", buf, ENVIRON_BYTES_MAX);
+	bool found = false;
+	/* NUL-separated; read_proc ends the buffer with one more NUL. */
+	for (int at = 0; n > 0 && at < n && !found; at += (int)strlen(buf + at) + 1)
+		found = strcmp(buf + at, entry) == 0;
+	free(buf);
+	return found;
+}
+
 void vigil_proc_cwd(int32_t pid, char *out, size_t out_len)
 {
 	char path[64];

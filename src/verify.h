@@ -41,6 +41,9 @@ bool vigil_proc_maps_segment(int32_t pid, const char *shm_name);
  * time is start_ticks (so a recycled pid is never read).  Sets *code
  * (exit code or -1) and *sig (signal or 0); false when unknowable. */
 bool vigil_proc_exit_status(int32_t pid, uint64_t start_ticks, int32_t *code, int32_t *sig);
+/* Is `entry` ("NAME=value") one of the variables pid started with
+ * (/proc/<pid>/environ, first 64 KiB; readable for our own processes only)? */
+bool vigil_proc_environ_has(int32_t pid, const char *entry);
 /* The working directory of pid into out ("" when unknown). */
 void vigil_proc_cwd(int32_t pid, char *out, size_t out_len);
 /* argv of pid as a compact JSON array text into out ("[]" when unknown). */

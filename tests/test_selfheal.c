@@ -1258,6 +1258,134 @@ static void repeated_request_name_runs_again(void **state)
 	soft_done();
 }
 
+/* ---- 12 --------------------------------------------------------------------------- */
+
+/* Offset of the last occurrence of needle in the file <home>/<rel>, -1 when
+ * absent: the log is append-only, so offsets order its lines. */
+static long last_offset(const char *rel, const char *needle)
+{
+	char *s = itest_read_file(&H, rel);
+	long at = -1;
+	for (const char *p = s; p != NULL && (p = strstr(p, needle)) != NULL; p++)
+		at = (long)(p - s);
+	free(s);
+	return at;
+}
+
+/* A worker whose shutdown hangs after its goodbye: it detaches on SIGTERM
+ * and stays.  A restart must still end it (SIGKILL when the grace is over)
+ * and must not start the replacement beside it.  Regression: vigild took
+ * the goodbye for the end, forgot the process and spawned the replacement
+ * at once; CI's sanitizer build hit it when a worker's exit-time leak check
+ * hung after the detach and two processes of one worker ran on. */
+static void restart_ends_a_worker_that_detaches_but_lingers(void **state)
+{
+	(void)state;
+	itest_vigild_start(&H);
+	const char *id = "worker-linger-001";
+	static const char *const LINGER[] = {"--beat-ms", "10", "--linger-ms", "60000", NULL};
+	spawn_demo(id, "linger", "linger-task", NULL, false, LINGER);
+	json_t *reg = wait_registered(id, 0, 5000);
+	CHECK(reg != NULL, "%s was not registered within 5 s of vigilctl spawn", id);
+	pid_t old = (pid_t)itest_int(reg, "pid");
+	json_decref(reg);
+
+	const char *req = ctl_restart(id, "linger_test");
+	/* It detaches at once (worker_detached), but lives on deaf. */
+	json_t *det = itest_wait_event(&H, HB, "worker_detached", id, 3000);
+	CHECK(det != NULL, "no worker_detached for %s after SIGTERM", id);
+	json_decref(det);
+	/* Grace 0.3 s, then SIGKILL. */
+	CHECK(wait_gone(old, 300 + 2000 + itest_slack_ms()),
+	      "the old process %d (detached, lingering) is still there 2.3 s after it detached: nobody ended it",
+	      (int)old);
+	pid_t neu = wait_spec_pid(id, old, 5000);
+	CHECK(neu > 0, "no new process of %s after the restart", id);
+	json_t *h = wait_history("request_id", req, 1, 5000);
+	CHECK(json_array_size(h) == 1 && strcmp(str(json_array_get(h, 0), "result"), "success") == 0,
+	      "restart of %s: %zu outcome line(s), first '%s'", id, json_array_size(h),
+	      json_array_size(h) > 0 ? str(json_array_get(h, 0), "result") : "-");
+	json_decref(h);
+
+	/* Order, from the log an operator reads: SIGKILL to the old process,
+	 * its end, then (and only then) the replacement's spawn. */
+	char kill_line[128], spawn_line[128];
+	snprintf(kill_line, sizeof kill_line, "sent SIGKILL to %s (pid %d)", id, (int)old);
+	snprintf(spawn_line, sizeof spawn_line, "spawned %s (", id);
+	long at_kill = last_offset(RLOG, kill_line), at_spawn = last_offset(RLOG, spawn_line);
+	CHECK(at_kill >= 0, "the restart log never says '%s'", kill_line);
+	CHECK(at_spawn > at_kill, "the replacement was spawned (offset %ld) before the old process was killed (%ld)",
+	      at_spawn, at_kill);
+	CHECK(spawned_lines(id) == 2, "%d 'spawned' lines for %s, want 2", spawned_lines(id), id);
+	pid_t live[8];
+	int n = procs_of(id, live, 8);
+	CHECK(n == 1 && live[0] == neu, "%d live process(es) of %s, want only the new %d", n, id, (int)neu);
+}
+
+/* ---- 13 --------------------------------------------------------------------------- */
+
+/* The same lingering worker, with vigild killed (-9) after the worker said
+ * goodbye and before the grace ran out: the next vigild finds the
+ * "restarting" spec, confirms from /proc that its pid is still that worker
+ * (start time, owner, WORKER_ID), ends it, and only then starts the
+ * replacement. */
+static void kill9_vigild_while_a_detached_worker_lingers(void **state)
+{
+	(void)state;
+	/* A long grace: room for the kill -9 between the goodbye and SIGKILL. */
+	itest_write_file(&H, "coordination/config/worker-restart-policy.json",
+			 "{\"max_retries\": 3, \"retry_interval_seconds\": 0.2, \"backoff_multiplier\": 2, "
+			 "\"circuit_breaker_enabled\": false, \"kill_grace_seconds\": 3}\n");
+	itest_vigild_start(&H);
+	const char *id = "worker-linger-002";
+	static const char *const LINGER[] = {"--beat-ms", "10", "--linger-ms", "60000", NULL};
+	spawn_demo(id, "linger", "linger-task", NULL, false, LINGER);
+	json_t *reg = wait_registered(id, 0, 5000);
+	CHECK(reg != NULL, "%s was not registered within 5 s of vigilctl spawn", id);
+	pid_t old = (pid_t)itest_int(reg, "pid");
+	json_decref(reg);
+
+	const char *req = ctl_restart(id, "linger_crash_test");
+	/* The goodbye is recorded as a "restarting" spec naming the old pid. */
+	int64_t deadline = itest_mono_ms() + 3000;
+	bool restarting = false;
+	while (!restarting && itest_mono_ms() < deadline) {
+		json_t *sp = spec(ACTIVE, id);
+		restarting = sp != NULL && strcmp(str(sp, "status"), "restarting") == 0 &&
+			     json_int_or(sp, "pid", 0) == old && json_int_or(sp, "pid_start_ticks", 0) > 0;
+		json_decref(sp);
+		if (!restarting)
+			itest_sleep_ms(5);
+	}
+	CHECK(restarting, "active/%s.json never said \"restarting\" with pid %d and its start time", id, (int)old);
+	itest_vigild_kill9(&H);
+	CHECK(itest_alive(old), "the old process %d ended before the grace: the test proves nothing", (int)old);
+	CHECK(spawned_lines(id) == 1, "a replacement was spawned before the crash (%d 'spawned' lines)",
+	      spawned_lines(id));
+
+	itest_vigild_start(&H);
+	CHECK(wait_gone(old, 3000 + 2000 + itest_slack_ms()),
+	      "the old process %d (detached, lingering) is still there 5 s after vigild came back", (int)old);
+	pid_t neu = wait_spec_pid(id, old, 5000);
+	CHECK(neu > 0, "no new process of %s after the restart", id);
+	json_t *h = wait_history("request_id", req, 1, 5000);
+	CHECK(json_array_size(h) == 1 && strcmp(str(json_array_get(h, 0), "result"), "success") == 0,
+	      "restart of %s: %zu outcome line(s), first '%s'", id, json_array_size(h),
+	      json_array_size(h) > 0 ? str(json_array_get(h, 0), "result") : "-");
+	json_decref(h);
+	char kill_line[128], spawn_line[128];
+	snprintf(kill_line, sizeof kill_line, "sent SIGKILL to %s (pid %d)", id, (int)old);
+	snprintf(spawn_line, sizeof spawn_line, "spawned %s (", id);
+	long at_kill = last_offset(RLOG, kill_line), at_spawn = last_offset(RLOG, spawn_line);
+	CHECK(at_kill >= 0, "the restart log never says '%s'", kill_line);
+	CHECK(at_spawn > at_kill, "the replacement was spawned (offset %ld) before the old process was killed (%ld)",
+	      at_spawn, at_kill);
+	CHECK(spawned_lines(id) == 2, "%d 'spawned' lines for %s, want 2", spawned_lines(id), id);
+	pid_t live[8];
+	int n = procs_of(id, live, 8);
+	CHECK(n == 1 && live[0] == neu, "%d live process(es) of %s, want only the new %d", n, id, (int)neu);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1273,6 +1401,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(spawn_queued_while_down, setup, teardown),
 		cmocka_unit_test_setup_teardown(restart_self_registered_worker, setup, teardown),
 		cmocka_unit_test_setup_teardown(repeated_request_name_runs_again, setup, teardown),
+		cmocka_unit_test_setup_teardown(restart_ends_a_worker_that_detaches_but_lingers, setup, teardown),
+		cmocka_unit_test_setup_teardown(kill9_vigild_while_a_detached_worker_lingers, setup, teardown),
 	};
+	/* VIGIL_TEST_FILTER=restart_* runs only the matching tests. */
+	if (getenv("VIGIL_TEST_FILTER") != NULL)
+		cmocka_set_test_filter(getenv("VIGIL_TEST_FILTER"));
 	return cmocka_run_group_tests_name("selfheal", tests, NULL, NULL);
 }
