@@ -368,7 +368,7 @@ static void on_register(struct vigil_action *a, const struct vigil_event *ev)
 		}
 		char dir[4096];
 		vigil_proc_cwd(w->pid, dir, sizeof dir);
-		if (dir[0] != '\0')
+		if (dir[0] != '\0' && w->cwd == NULL) /* else the spec's (see vigil_restart_on_registered) */
 			w->cwd = strdup(dir);
 	}
 	/* Tell a waiting registrar (the shell emitter) that it may exit: the

@@ -1285,6 +1285,21 @@ bool vigil_restart_on_registered(struct vigil_action *a, struct vigil_worker *w,
 	if (ev->kind == VIGIL_EV_ADOPTED) {
 		w->tokens = tokens;
 		r->tokens_allocated += tokens;
+		/* The spec keeps what the previous vigild knew: for a worker it
+		 * spawned, what it ran (not what /proc shows now); for any, what
+		 * /proc no longer shows (a process that died before this vigild
+		 * came has neither cmdline nor cwd there).  Rewriting the spec
+		 * from /proc would lose the command for the next vigild if this
+		 * one crashes before it handles the exit. */
+		bool spawned = (ev->cold_flags & VIGIL_COLD_SPAWNED) != 0;
+		if (have && (spawned || w->command == NULL || strcmp(w->command, "[]") == 0)) {
+			free(w->command);
+			w->command = strdup(argv_json);
+		}
+		if (have && (spawned || w->cwd == NULL)) {
+			free(w->cwd);
+			w->cwd = strdup(dir);
+		}
 		if ((ev->cold_flags & VIGIL_COLD_SPAWNED) && have) {
 			w->spawned = true;
 			struct vigil_lineage *nl = lin_new(r, w->id, w->type, w->task, argv_json, dir, tokens);

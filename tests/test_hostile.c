@@ -1903,7 +1903,8 @@ static void worker_dead_before_adoption_is_exited_and_restarted(void **state)
 {
 	(void)state;
 	itest_write_policy(&H, 0.1, 0.4, 1.0, P_EXTRA);
-	write_restart_policy("{\"max_retries\": 5, \"retry_interval_seconds\": 0.2, \"backoff_multiplier\": 1, "
+	/* A 1.5 s delay: time to read the "restarting" spec before the restart. */
+	write_restart_policy("{\"max_retries\": 5, \"retry_interval_seconds\": 1.5, \"backoff_multiplier\": 1, "
 			     "\"circuit_breaker_enabled\": false, \"kill_grace_seconds\": 0.3}\n");
 	itest_vigild_start(&H);
 	static const char *const DIES[] = {"--beat-ms", "10", "--die-after-ms", "700", "--exit-code", "3", NULL};
@@ -1912,6 +1913,13 @@ static void worker_dead_before_adoption_is_exited_and_restarted(void **state)
 	CHECK(ev != NULL, "worker-doomed-001 was not registered");
 	pid_t pid = (pid_t)itest_int(ev, "pid");
 	json_decref(ev);
+	json_t *sp = itest_read_json(&H, ACTIVE "/worker-doomed-001.json");
+	CHECK(sp != NULL && json_array_size(json_object_get(sp, "command")) == 7, "the spec does not hold the command");
+	char *cmd0 = json_dumps(json_object_get(sp, "command"), JSON_COMPACT);
+	char *cwd0 = strdup(json_string_value(json_object_get(sp, "cwd")) != NULL
+				    ? json_string_value(json_object_get(sp, "cwd"))
+				    : "");
+	json_decref(sp);
 	itest_vigild_kill9(&H); /* the worker is now our (the subreaper's) child */
 	int64_t until = itest_mono_ms() + 3000;
 	while (proc_state(pid) != 'Z' && itest_mono_ms() < until)
@@ -1936,8 +1944,39 @@ static void worker_dead_before_adoption_is_exited_and_restarted(void **state)
 		OBSERVED("dead before adoption: %s", line != NULL ? line : "");
 		free(log);
 	}
-	/* It crashed (exit code 3): a restart is due (retry 0.2 s). */
-	int64_t deadline = itest_mono_ms() + 2500;
+	/* Until the restart, the spec says "restarting" and still carries what
+	 * vigild ran, though /proc had nothing for this vigild to read (a dead
+	 * process has no cmdline or cwd there): a vigild that crashes now
+	 * leaves the next one what it needs.  Regression: the adopting vigild
+	 * rewrote the spec with "command": [] and "cwd": "/", and when it was
+	 * killed before it handled the exit, the next one could not restart
+	 * the worker (CI, TSan build: a crash loop lost after kill -9). */
+	int64_t spec_until = itest_mono_ms() + 1000; /* the event line comes just before the spec */
+	for (;;) {
+		sp = itest_read_json(&H, ACTIVE "/worker-doomed-001.json");
+		const char *st = sp != NULL ? json_string_value(json_object_get(sp, "status")) : NULL;
+		if ((st != NULL && strcmp(st, "restarting") == 0) || itest_mono_ms() >= spec_until)
+			break;
+		json_decref(sp);
+		itest_sleep_ms(5);
+	}
+	char *cmd1 = sp != NULL ? json_dumps(json_object_get(sp, "command"), JSON_COMPACT) : NULL;
+	const char *cwd1 = sp != NULL ? json_string_value(json_object_get(sp, "cwd")) : NULL;
+	SOFT_CHECK(sp != NULL && strcmp(json_string_value(json_object_get(sp, "status")) != NULL
+					       ? json_string_value(json_object_get(sp, "status"))
+					       : "",
+				       "restarting") == 0,
+		   "after the exit the spec is not \"restarting\"");
+	SOFT_CHECK(cmd1 != NULL && strcmp(cmd1, cmd0) == 0, "the adopting vigild changed the spec's command from %s to %s",
+		   cmd0, cmd1 != NULL ? cmd1 : "(no spec)");
+	SOFT_CHECK(cwd1 != NULL && strcmp(cwd1, cwd0) == 0, "the adopting vigild changed the spec's cwd from %s to %s",
+		   cwd0, cwd1 != NULL ? cwd1 : "(none)");
+	free(cmd0);
+	free(cmd1);
+	free(cwd0);
+	json_decref(sp);
+	/* It crashed (exit code 3): a restart is due (retry 1.5 s). */
+	int64_t deadline = itest_mono_ms() + 1500 + 2500 + itest_slack_ms();
 	pid_t next = 0;
 	while (itest_mono_ms() < deadline && next == 0) {
 		json_t *arr = itest_read_jsonl(&H, HB);
