@@ -847,6 +847,10 @@ static bool spawn_lineage(struct vigil_action *a, struct vigil_lineage *l, uint6
 				      l->spawned_ms);
 	vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_INFO, "spawned %s (type %s, task %s) pid %d slot %u", l->id, l->type,
 		  l->task[0] ? l->task : "-", res.pid, res.slot);
+	/* Ask the scanner to look at the slot now and watch for the first
+	 * beat, instead of at its next tick (a full ring: the tick sees it). */
+	struct vigil_command look = {.kind = VIGIL_CMD_LOOK, .slot = res.slot, .gen = res.gen, .fd = -1};
+	(void)vigil_scanner_command(a->scanner, &look);
 	return true;
 }
 

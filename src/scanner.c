@@ -64,6 +64,7 @@
 
 #define TOKEN_TIMER UINT64_MAX
 #define TOKEN_STOP (UINT64_MAX - 1)
+#define TOKEN_CMD (UINT64_MAX - 2)
 #define STALL_TICKS 4u /* a tick later than this many periods is a host stall */
 
 _Static_assert((VIGIL_EV_RING_SIZE & (VIGIL_EV_RING_SIZE - 1)) == 0, "ck_ring needs a power of two");
@@ -136,7 +137,16 @@ bool vigil_scanner_next_event(struct vigil_scanner *s, struct vigil_event *ev)
 bool vigil_scanner_command(struct vigil_scanner *s, const struct vigil_command *cmd)
 {
 	struct vigil_command c = *cmd;
-	return ck_ring_enqueue_spsc_vigil_command(&s->cmd_ring, s->cmd_buf, &c);
+	if (!ck_ring_enqueue_spsc_vigil_command(&s->cmd_ring, s->cmd_buf, &c))
+		return false;
+	/* Wake the scanner so the command acts now, not at the next tick (a
+	 * pidfd to watch, a slot to look at).  One eventfd write per command:
+	 * commands come per registration or spawn, never per beat. */
+	if (s->cmdfd >= 0) {
+		uint64_t one = 1;
+		(void)!write(s->cmdfd, &one, sizeof one);
+	}
+	return true;
 }
 
 /* ---- per-slot helpers ------------------------------------------------------ */
@@ -224,6 +234,19 @@ static bool report_exit(struct vigil_scanner *s, uint32_t slot, uint64_t real_ms
 	return true;
 }
 
+static void look_add(struct vigil_scanner *s, uint32_t slot, uint64_t gen)
+{
+	if (slot >= s->seg->slots || s->nlooks >= VIGIL_LOOKS_MAX)
+		return; /* the tick will see it */
+	for (uint32_t i = 0; i < s->nlooks; i++)
+		if (s->looks[i].slot == slot) {
+			s->looks[i].gen = gen;
+			return;
+		}
+	s->looks[s->nlooks++] = (struct vigil_look){.slot = slot, .gen = gen,
+						    .until_ns = vigil_mono_ns() + VIGIL_LOOK_NS_MAX};
+}
+
 static void drain_commands(struct vigil_scanner *s)
 {
 	struct vigil_command c;
@@ -260,6 +283,10 @@ static void drain_commands(struct vigil_scanner *s)
 			}
 			w->mode = VIGIL_WATCH_IGNORED;
 			view_set(s, c.slot, w, VIGIL_VERDICT_REJECTED, 0, 0);
+		} else if (c.kind == VIGIL_CMD_LOOK) {
+			if (c.fd >= 0)
+				close(c.fd);
+			look_add(s, c.slot, c.gen);
 		} else if (c.fd >= 0) {
 			close(c.fd);
 		}
@@ -674,7 +701,7 @@ static void handle_exits(struct vigil_scanner *s, const struct epoll_event *evs,
 	bool woke = false;
 	for (int i = 0; i < n; i++) {
 		uint64_t tok = evs[i].data.u64;
-		if (tok == TOKEN_TIMER || tok == TOKEN_STOP || tok >= s->seg->slots)
+		if (tok == TOKEN_TIMER || tok == TOKEN_STOP || tok == TOKEN_CMD || tok >= s->seg->slots)
 			continue;
 		struct vigil_watch *w = &s->watch[tok];
 		if (w->pidfd < 0 || w->mode == VIGIL_WATCH_IDLE)
@@ -683,6 +710,46 @@ static void handle_exits(struct vigil_scanner *s, const struct epoll_event *evs,
 		report_exit(s, (uint32_t)tok, real_ms, &woke); /* if the ring is full, the tick retries */
 	}
 	if (woke && s->wakefd >= 0) {
+		uint64_t one = 1;
+		(void)!write(s->wakefd, &one, sizeof one);
+	}
+}
+
+/* Between ticks: the slots just spawned (see struct vigil_look).  The
+ * virtual clock is brought to now first, as a tick would, so that what
+ * scan_slot stamps is the instant of sight; the next tick then adds only
+ * the time since.  A look never runs a stall's accounting: when more than
+ * a tick has passed, it leaves everything to the tick that is due. */
+static void look_pass(struct vigil_scanner *s, uint64_t now_ns)
+{
+	if (s->nlooks == 0 || now_ns < s->prev_mono_ns || now_ns - s->prev_mono_ns > s->tick_ns)
+		return;
+	struct vigil_heartbeat_policy pol;
+	urcu_memb_read_lock();
+	pol = *atomic_load_explicit(&s->policy, memory_order_acquire);
+	urcu_memb_read_unlock();
+	s->vclock_ns += now_ns - s->prev_mono_ns;
+	s->prev_mono_ns = now_ns;
+	struct tick_ctx t = {.p = &pol, .real_ms = vigil_unix_ms()};
+	for (uint32_t i = 0; i < s->nlooks;) {
+		struct vigil_look *l = &s->looks[i];
+		uint64_t o = atomic_load_explicit(&s->seg->hot[l->slot].owner, memory_order_acquire);
+		uint32_t st = vigil_owner_state(o);
+		const struct vigil_watch *w = &s->watch[l->slot];
+		bool done = vigil_owner_gen(o) != l->gen || (st != VIGIL_SLOT_ACTIVE && st != VIGIL_SLOT_CLAIMED) ||
+			    now_ns >= l->until_ns;
+		if (!done && st == VIGIL_SLOT_ACTIVE) {
+			t.ncand = 0; /* zombie candidates are the tick's business */
+			scan_slot(s, l->slot, &t);
+			done = w->mode != VIGIL_WATCH_LIVE || w->beats > 0;
+		}
+		if (done)
+			s->looks[i] = s->looks[--s->nlooks]; /* order does not matter */
+		else
+			i++;
+	}
+	atomic_fetch_add_explicit(&s->metrics.heartbeats_received, t.beats, memory_order_relaxed);
+	if (t.woke && s->wakefd >= 0) {
 		uint64_t one = 1;
 		(void)!write(s->wakefd, &one, sizeof one);
 	}
@@ -700,7 +767,9 @@ static void *scanner_main(void *arg)
 	struct epoll_event evs[64];
 	bool running = true;
 	while (running) {
-		int n = epoll_wait(s->epfd, evs, 64, -1);
+		/* Pending looks: wake every VIGIL_LOOK_POLL_NS (bounded by
+		 * VIGIL_LOOK_NS_MAX per look); otherwise sleep until an event. */
+		int n = epoll_wait(s->epfd, evs, 64, s->nlooks > 0 ? (int)(VIGIL_LOOK_POLL_NS / VIGIL_NS_PER_MS) : -1);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -714,11 +783,17 @@ static void *scanner_main(void *arg)
 				tick = true;
 			} else if (evs[i].data.u64 == TOKEN_STOP) {
 				running = false;
+			} else if (evs[i].data.u64 == TOKEN_CMD) {
+				uint64_t queued;
+				(void)!read(s->cmdfd, &queued, sizeof queued);
+				drain_commands(s);
 			}
 		}
 		handle_exits(s, evs, n);
 		if (tick)
 			vigil_scanner_tick(s, vigil_mono_ns());
+		else if (s->nlooks > 0)
+			look_pass(s, vigil_mono_ns());
 		uint64_t until = atomic_load_explicit(&s->debug_stall_until_ns, memory_order_relaxed);
 		if (until != 0) {
 			/* Debug only (see the field): bounded by the request, 60 s. */
@@ -737,7 +812,7 @@ int vigil_scanner_init(struct vigil_scanner *s, struct vigil_segment *seg, const
 {
 	memset(s, 0, sizeof *s);
 	s->seg = seg;
-	s->epfd = s->timerfd = s->stopfd = s->wakefd = -1;
+	s->epfd = s->timerfd = s->stopfd = s->wakefd = s->cmdfd = -1;
 	s->first_pass = true;
 	s->watch = calloc(seg->slots, sizeof *s->watch);
 	s->candidates = calloc(seg->slots, sizeof *s->candidates);
@@ -761,15 +836,18 @@ int vigil_scanner_init(struct vigil_scanner *s, struct vigil_segment *seg, const
 	s->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	s->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	s->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (s->epfd < 0 || s->timerfd < 0 || s->stopfd < 0 || s->wakefd < 0) {
+	s->cmdfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (s->epfd < 0 || s->timerfd < 0 || s->stopfd < 0 || s->wakefd < 0 || s->cmdfd < 0) {
 		int e = -errno;
 		vigil_scanner_destroy(s);
 		return e;
 	}
 	struct epoll_event e1 = {.events = EPOLLIN, .data.u64 = TOKEN_TIMER};
 	struct epoll_event e2 = {.events = EPOLLIN, .data.u64 = TOKEN_STOP};
+	struct epoll_event e3 = {.events = EPOLLIN, .data.u64 = TOKEN_CMD};
 	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->timerfd, &e1) < 0 ||
-	    epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->stopfd, &e2) < 0) {
+	    epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->stopfd, &e2) < 0 ||
+	    epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->cmdfd, &e3) < 0) {
 		int e = -errno;
 		vigil_scanner_destroy(s);
 		return e;
@@ -823,7 +901,7 @@ void vigil_scanner_destroy(struct vigil_scanner *s)
 				close(c.fd);
 		}
 	}
-	int fds[] = {s->epfd, s->timerfd, s->stopfd, s->wakefd};
+	int fds[] = {s->epfd, s->timerfd, s->stopfd, s->wakefd, s->cmdfd};
 	for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
@@ -833,5 +911,5 @@ void vigil_scanner_destroy(struct vigil_scanner *s)
 	free(s->cmd_buf);
 	free(atomic_load_explicit(&s->policy, memory_order_relaxed));
 	memset(s, 0, sizeof *s);
-	s->epfd = s->timerfd = s->stopfd = s->wakefd = -1;
+	s->epfd = s->timerfd = s->stopfd = s->wakefd = s->cmdfd = -1;
 }

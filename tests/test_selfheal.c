@@ -1386,6 +1386,54 @@ static void kill9_vigild_while_a_detached_worker_lingers(void **state)
 	CHECK(n == 1 && live[0] == neu, "%d live process(es) of %s, want only the new %d", n, id, (int)neu);
 }
 
+/* ---- 14 --------------------------------------------------------------------------- */
+
+/* A restart succeeds on the replacement's first beat, and vigild sees that
+ * between its ticks: after a spawn the scanner looks at the new slot at
+ * once and then every millisecond until the first beat (bounded).  With a
+ * 10 s tick, every step below would otherwise wait for a tick (0 to 10 s);
+ * each is allowed 2 s plus the scheduling allowance.  The bench measures
+ * the real latency (bench/README.md, restart). */
+static void restart_first_beat_seen_between_ticks(void **state)
+{
+	(void)state;
+	itest_write_policy(&H, 40, 120, 300, "\"tick_seconds\": 10");
+	itest_vigild_start(&H);
+	const char *id = "worker-quick-001";
+	static const char *const QUICK[] = {"--beat-ms", "10", "--die-after-ms", "400", "--exit-code", "3", NULL};
+	int64_t t0 = itest_now_ms();
+	spawn_demo(id, "quick", "quick-task", NULL, false, QUICK);
+	const int64_t allow = 2000 + itest_slack_ms();
+	json_t *reg = wait_registered(id, 0, (int)allow + 1000);
+	CHECK(reg != NULL, "%s was not registered within %lld ms of vigilctl spawn (tick 10 s)", id,
+	      (long long)allow + 1000);
+	int64_t t_reg = itest_int(reg, "timestamp_ms");
+	pid_t first = (pid_t)itest_int(reg, "pid");
+	json_decref(reg);
+	CHECK(t_reg >= t0 && t_reg - t0 <= allow, "registered %lld ms after the spawn request (allowed %lld)",
+	      (long long)(t_reg - t0), (long long)allow);
+
+	/* It dies after 400 ms (code 3): seen through its pidfd. */
+	json_t *ex = itest_wait_event(&H, HB, "worker_exited", id, 400 + (int)allow);
+	CHECK(ex != NULL && itest_int(ex, "pid") == first, "no worker_exited for %s pid %d", id, (int)first);
+	int64_t t_exit = itest_int(ex, "timestamp_ms");
+	json_decref(ex);
+	CHECK(t_exit > t_reg && t_exit - t_reg <= 400 + allow, "worker_exited %lld ms after registration",
+	      (long long)(t_exit - t_reg));
+
+	/* Restart after 0.2 s; success on the replacement's first beat. */
+	json_t *h = wait_history("worker_id", id, 1, 200 + (int)allow + 1000);
+	CHECK(json_array_size(h) >= 1, "no restart outcome for %s", id);
+	json_t *l = json_array_get(h, 0);
+	int64_t t_ok = itest_int(l, "timestamp_ms");
+	CHECK(strcmp(str(l, "result"), "success") == 0, "restart of %s: %s (%s)", id, str(l, "result"),
+	      str(l, "reason"));
+	CHECK(t_ok > t_exit && t_ok - t_exit <= 200 + allow,
+	      "the restart's success came %lld ms after the death (delay 200 ms, tick 10 s, allowed %lld)",
+	      (long long)(t_ok - t_exit), (long long)(200 + allow));
+	json_decref(h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1403,6 +1451,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(repeated_request_name_runs_again, setup, teardown),
 		cmocka_unit_test_setup_teardown(restart_ends_a_worker_that_detaches_but_lingers, setup, teardown),
 		cmocka_unit_test_setup_teardown(kill9_vigild_while_a_detached_worker_lingers, setup, teardown),
+		cmocka_unit_test_setup_teardown(restart_first_beat_seen_between_ticks, setup, teardown),
 	};
 	/* VIGIL_TEST_FILTER=restart_* runs only the matching tests. */
 	if (getenv("VIGIL_TEST_FILTER") != NULL)
