@@ -1272,33 +1272,28 @@ static long last_offset(const char *rel, const char *needle)
 	return at;
 }
 
-/* A worker whose shutdown hangs after its goodbye: it detaches on SIGTERM
- * and stays.  A restart must still end it (SIGKILL when the grace is over)
- * and must not start the replacement beside it.  Regression: vigild took
- * the goodbye for the end, forgot the process and spawned the replacement
- * at once; CI's sanitizer build hit it when a worker's exit-time leak check
- * hung after the detach and two processes of one worker ran on. */
-static void restart_ends_a_worker_that_detaches_but_lingers(void **state)
+/* Spawns id as a demo worker that stays 60 s after its goodbye (deaf to
+ * SIGTERM); returns its pid once registered. */
+static pid_t spawn_lingerer(const char *id)
 {
-	(void)state;
-	itest_vigild_start(&H);
-	const char *id = "worker-linger-001";
 	static const char *const LINGER[] = {"--beat-ms", "10", "--linger-ms", "60000", NULL};
 	spawn_demo(id, "linger", "linger-task", NULL, false, LINGER);
 	json_t *reg = wait_registered(id, 0, 5000);
 	CHECK(reg != NULL, "%s was not registered within 5 s of vigilctl spawn", id);
-	pid_t old = (pid_t)itest_int(reg, "pid");
+	pid_t pid = (pid_t)itest_int(reg, "pid");
 	json_decref(reg);
+	return pid;
+}
 
-	const char *req = ctl_restart(id, "linger_test");
-	/* It detaches at once (worker_detached), but lives on deaf. */
-	json_t *det = itest_wait_event(&H, HB, "worker_detached", id, 3000);
-	CHECK(det != NULL, "no worker_detached for %s after SIGTERM", id);
-	json_decref(det);
-	/* Grace 0.3 s, then SIGKILL. */
-	CHECK(wait_gone(old, 300 + 2000 + itest_slack_ms()),
-	      "the old process %d (detached, lingering) is still there 2.3 s after it detached: nobody ended it",
-	      (int)old);
+/* After a restart request (file req) of id, whose old process lingers
+ * after its goodbye: the old process is gone within gone_ms (plus the
+ * allowance), the restart succeeded, the log says SIGKILL to the old pid
+ * before the replacement's spawn, and only the replacement runs. */
+static void check_ended_then_replaced(const char *id, pid_t old, const char *req, int gone_ms)
+{
+	CHECK(wait_gone(old, gone_ms + itest_slack_ms()),
+	      "the old process %d of %s (detached, lingering) is still there %d ms later: nobody ended it", (int)old,
+	      id, gone_ms);
 	pid_t neu = wait_spec_pid(id, old, 5000);
 	CHECK(neu > 0, "no new process of %s after the restart", id);
 	json_t *h = wait_history("request_id", req, 1, 5000);
@@ -1306,7 +1301,6 @@ static void restart_ends_a_worker_that_detaches_but_lingers(void **state)
 	      "restart of %s: %zu outcome line(s), first '%s'", id, json_array_size(h),
 	      json_array_size(h) > 0 ? str(json_array_get(h, 0), "result") : "-");
 	json_decref(h);
-
 	/* Order, from the log an operator reads: SIGKILL to the old process,
 	 * its end, then (and only then) the replacement's spawn. */
 	char kill_line[128], spawn_line[128];
@@ -1320,6 +1314,28 @@ static void restart_ends_a_worker_that_detaches_but_lingers(void **state)
 	pid_t live[8];
 	int n = procs_of(id, live, 8);
 	CHECK(n == 1 && live[0] == neu, "%d live process(es) of %s, want only the new %d", n, id, (int)neu);
+}
+
+/* A worker whose shutdown hangs after its goodbye: it detaches on SIGTERM
+ * and stays.  A restart must still end it (SIGKILL when the grace is over)
+ * and must not start the replacement beside it.  Regression: vigild took
+ * the goodbye for the end, forgot the process and spawned the replacement
+ * at once; CI's sanitizer build hit it when a worker's exit-time leak check
+ * hung after the detach and two processes of one worker ran on. */
+static void restart_ends_a_worker_that_detaches_but_lingers(void **state)
+{
+	(void)state;
+	itest_vigild_start(&H);
+	const char *id = "worker-linger-001";
+	pid_t old = spawn_lingerer(id);
+
+	const char *req = ctl_restart(id, "linger_test");
+	/* It detaches at once (worker_detached), but lives on deaf. */
+	json_t *det = itest_wait_event(&H, HB, "worker_detached", id, 3000);
+	CHECK(det != NULL, "no worker_detached for %s after SIGTERM", id);
+	json_decref(det);
+	/* Grace 0.3 s, then SIGKILL. */
+	check_ended_then_replaced(id, old, req, 300 + 2000);
 }
 
 /* ---- 13 --------------------------------------------------------------------------- */
@@ -1338,12 +1354,7 @@ static void kill9_vigild_while_a_detached_worker_lingers(void **state)
 			 "\"circuit_breaker_enabled\": false, \"kill_grace_seconds\": 3}\n");
 	itest_vigild_start(&H);
 	const char *id = "worker-linger-002";
-	static const char *const LINGER[] = {"--beat-ms", "10", "--linger-ms", "60000", NULL};
-	spawn_demo(id, "linger", "linger-task", NULL, false, LINGER);
-	json_t *reg = wait_registered(id, 0, 5000);
-	CHECK(reg != NULL, "%s was not registered within 5 s of vigilctl spawn", id);
-	pid_t old = (pid_t)itest_int(reg, "pid");
-	json_decref(reg);
+	pid_t old = spawn_lingerer(id);
 
 	const char *req = ctl_restart(id, "linger_crash_test");
 	/* The goodbye is recorded as a "restarting" spec naming the old pid. */
@@ -1364,26 +1375,7 @@ static void kill9_vigild_while_a_detached_worker_lingers(void **state)
 	      spawned_lines(id));
 
 	itest_vigild_start(&H);
-	CHECK(wait_gone(old, 3000 + 2000 + itest_slack_ms()),
-	      "the old process %d (detached, lingering) is still there 5 s after vigild came back", (int)old);
-	pid_t neu = wait_spec_pid(id, old, 5000);
-	CHECK(neu > 0, "no new process of %s after the restart", id);
-	json_t *h = wait_history("request_id", req, 1, 5000);
-	CHECK(json_array_size(h) == 1 && strcmp(str(json_array_get(h, 0), "result"), "success") == 0,
-	      "restart of %s: %zu outcome line(s), first '%s'", id, json_array_size(h),
-	      json_array_size(h) > 0 ? str(json_array_get(h, 0), "result") : "-");
-	json_decref(h);
-	char kill_line[128], spawn_line[128];
-	snprintf(kill_line, sizeof kill_line, "sent SIGKILL to %s (pid %d)", id, (int)old);
-	snprintf(spawn_line, sizeof spawn_line, "spawned %s (", id);
-	long at_kill = last_offset(RLOG, kill_line), at_spawn = last_offset(RLOG, spawn_line);
-	CHECK(at_kill >= 0, "the restart log never says '%s'", kill_line);
-	CHECK(at_spawn > at_kill, "the replacement was spawned (offset %ld) before the old process was killed (%ld)",
-	      at_spawn, at_kill);
-	CHECK(spawned_lines(id) == 2, "%d 'spawned' lines for %s, want 2", spawned_lines(id), id);
-	pid_t live[8];
-	int n = procs_of(id, live, 8);
-	CHECK(n == 1 && live[0] == neu, "%d live process(es) of %s, want only the new %d", n, id, (int)neu);
+	check_ended_then_replaced(id, old, req, 3000 + 2000);
 }
 
 /* ---- 14 --------------------------------------------------------------------------- */
