@@ -200,6 +200,13 @@ static void note_remove(struct vigil_action *a, int rc, const char *what)
 		note_write(a, rc, what);
 }
 
+static void spec_remove_zombie(struct vigil_action *a, const struct vigil_worker *w)
+{
+	char name[80];
+	if (spec_file_name(w, name, sizeof name) == 0)
+		note_remove(a, vigil_fs_remove(a->zombie_fd, name), name);
+}
+
 static void spec_remove(struct vigil_action *a, const struct vigil_worker *w, bool zombie_too)
 {
 	char name[80];
@@ -207,14 +214,7 @@ static void spec_remove(struct vigil_action *a, const struct vigil_worker *w, bo
 		return;
 	note_remove(a, vigil_fs_remove(a->active_fd, name), name);
 	if (zombie_too)
-		note_remove(a, vigil_fs_remove(a->zombie_fd, name), name);
-}
-
-static void spec_remove_zombie(struct vigil_action *a, const struct vigil_worker *w)
-{
-	char name[80];
-	if (spec_file_name(w, name, sizeof name) == 0)
-		note_remove(a, vigil_fs_remove(a->zombie_fd, name), name);
+		spec_remove_zombie(a, w);
 }
 
 /* The common part of every worker event line. */
