@@ -966,6 +966,18 @@ void vigil_action_prune_stale_specs(struct vigil_action *a)
 				    json_integer_value(ticks) > 0)
 					vigil_restart_resume_ending(a, id, (int32_t)json_integer_value(pid),
 								    (uint64_t)json_integer_value(ticks));
+				/* The previous vigild may have queued its restart and
+				 * died before it could say "restarting" here: one
+				 * request is enough. */
+				bool queued = !known && json_is_true(json_object_get(o, "spawned")) && vigil_id_valid(id) &&
+					      vigil_restart_queued_for(a, id);
+				if (queued) {
+					json_object_set_new(o, "status", json_string("restarting"));
+					vigil_fs_replace_json(a->active_fd, de->d_name, o);
+					known = true;
+					vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_INFO,
+						  "%s ended while vigild was down: its restart is already queued", id);
+				}
 				if (!known && json_is_true(json_object_get(o, "spawned")) && type != NULL &&
 				    vigil_id_valid(type) && vigil_id_valid(id) &&
 				    vigil_restart_request_from(a, id, type, "exited while vigild was down", "vigild",

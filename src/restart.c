@@ -1491,6 +1491,22 @@ static int quarantine_lift(struct vigil_action *a, const char *worker_id)
 	return 0;
 }
 
+bool vigil_restart_queued_for(struct vigil_action *a, const char *worker_id)
+{
+	char names[QUEUE_BATCH][128];
+	uint32_t n = list_requests(a->rs.queue_fd, names, QUEUE_BATCH);
+	for (uint32_t i = 0; i < n; i++) {
+		char why[200];
+		json_t *o = read_json_file(a->rs.queue_fd, names[i], why, sizeof why);
+		const char *id = json_string_value(json_object_get(o, "worker_id"));
+		bool same = id != NULL && strcmp(id, worker_id) == 0;
+		json_decref(o);
+		if (same)
+			return true;
+	}
+	return false;
+}
+
 bool vigil_restart_underway(struct vigil_action *a, const char *worker_id)
 {
 	struct vigil_lineage *l = lin_find(&a->rs, worker_id);

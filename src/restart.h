@@ -144,6 +144,9 @@ int vigil_restart_request_from(struct vigil_action *a, const char *worker_id, co
 int vigil_restart_quarantine(struct vigil_action *a, const char *worker_id, const char *worker_type, const char *why,
 			     uint64_t now_ms);
 bool vigil_restart_underway(struct vigil_action *a, const char *worker_id);
+/* Does restart/queue/ hold a request naming worker_id (any author)?  Reads
+ * up to 256 small files: for start-up, not for a hot path. */
+bool vigil_restart_queued_for(struct vigil_action *a, const char *worker_id);
 /* At start-up, for a "restarting" spec whose process may outlive the vigild
  * that was ending it: when /proc confirms pid is that worker (start time,
  * owner, WORKER_ID), it is ended (SIGTERM, SIGKILL after the grace) before

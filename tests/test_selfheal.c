@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -1426,6 +1427,73 @@ static void restart_first_beat_seen_between_ticks(void **state)
 	json_decref(h);
 }
 
+/* ---- 15 --------------------------------------------------------------------------- */
+
+/* What a vigild killed -9 at one moment leaves: it saw a worker it spawned
+ * exit, freed the slot and queued the restart, and died before it rewrote
+ * the spec as "restarting".  Built here from files: the request in
+ * restart/queue/, the spec still "active" and "spawned", a fresh segment.
+ * The next vigild restarts the worker once; it must not queue a second
+ * restart for the spec (which would end the replacement and start another).
+ * Regression (found by reading, noted by the previous session). */
+static void queued_restart_not_doubled_after_crash(void **state)
+{
+	(void)state;
+	itest_vigild_start(&H);
+	const char *id = "worker-once-001";
+	spawn_demo(id, "once", "once-task", NULL, false, BEAT10);
+	json_t *reg = wait_registered(id, 0, 5000);
+	CHECK(reg != NULL, "%s was not registered", id);
+	pid_t pid = (pid_t)itest_int(reg, "pid");
+	json_decref(reg);
+	CHECK(wait_spec_pid(id, 0, 3000) == pid, "active/%s.json does not name pid %d", id, (int)pid);
+	json_t *sp = spec(ACTIVE, id);
+	CHECK(sp != NULL && json_is_true(json_object_get(sp, "spawned")), "the spec does not say spawned");
+	itest_vigild_stop(&H, 5000); /* its workers keep running, its specs stay */
+	itest_signal(pid, SIGKILL);  /* ours now (the harness is the subreaper) */
+	itest_reap(pid, 3000);
+	shm_unlink(H.shm); /* the slot is gone too: the next vigild makes a fresh segment */
+
+	json_t *req = json_object();
+	int64_t now = itest_now_ms();
+	json_object_set_new(req, "worker_id", json_string(id));
+	json_object_set_new(req, "worker_type", json_string("once"));
+	json_object_set_new(req, "task_id", json_string("once-task"));
+	json_object_set_new(req, "reason", json_string("killed by signal 9"));
+	json_object_set_new(req, "created_at", json_string("2026-11-28T10:00:00Z"));
+	json_object_set_new(req, "created_at_ms", json_integer(now));
+	json_object_set_new(req, "attempt", json_integer(1));
+	json_object_set_new(req, "source", json_string("vigild"));
+	json_object_set(req, "command", json_object_get(sp, "command"));
+	json_object_set(req, "cwd", json_object_get(sp, "cwd"));
+	json_object_set_new(req, "tokens", json_integer(0));
+	char *text = json_dumps(req, JSON_COMPACT);
+	char name[160];
+	snprintf(name, sizeof name, QUEUE "/%s-auto-%lld-1.json", id, (long long)now);
+	itest_write_file(&H, name, text);
+	free(text);
+	json_decref(req);
+	json_decref(sp);
+
+	itest_vigild_start(&H);
+	json_t *h = wait_history("worker_id", id, 1, 5000);
+	CHECK(json_array_size(h) >= 1 && strcmp(str(json_array_get(h, 0), "result"), "success") == 0,
+	      "the queued restart of %s did not succeed", id);
+	json_decref(h);
+	/* A second restart would be under way within a second (retry 0.2 s,
+	 * grace 0.3 s): give it two. */
+	itest_sleep_ms(2000);
+	h = history_where("worker_id", id);
+	SOFT_CHECK(json_array_size(h) == 1, "%zu restart outcomes for %s, want 1 (a second restart was queued)",
+		   json_array_size(h), id);
+	json_decref(h);
+	SOFT_CHECK(spawned_lines(id) == 2, "%d 'spawned' lines for %s, want 2 (the start and one restart)",
+		   spawned_lines(id), id);
+	SOFT_CHECK(count_text(RLOG, "its restart is already queued") == 1,
+		   "the log does not say that the restart was already queued");
+	soft_done();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1444,6 +1512,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(restart_ends_a_worker_that_detaches_but_lingers, setup, teardown),
 		cmocka_unit_test_setup_teardown(kill9_vigild_while_a_detached_worker_lingers, setup, teardown),
 		cmocka_unit_test_setup_teardown(restart_first_beat_seen_between_ticks, setup, teardown),
+		cmocka_unit_test_setup_teardown(queued_restart_not_doubled_after_crash, setup, teardown),
 	};
 	/* VIGIL_TEST_FILTER=restart_* runs only the matching tests. */
 	if (getenv("VIGIL_TEST_FILTER") != NULL)
