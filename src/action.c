@@ -919,6 +919,21 @@ void vigil_action_sd_status(struct vigil_action *a)
 	vigil_sd_notify(msg);
 }
 
+void vigil_action_sweep_leftovers(struct vigil_action *a)
+{
+	const struct vigil_restart *r = &a->rs;
+	const int dirs[] = {a->active_fd,	 a->zombie_fd,	   a->metrics_fd,     r->metrics_fd,
+			    r->queue_fd,	 r->rejected_fd,   r->spawn_queue_fd, r->spawn_failed_fd,
+			    r->control_queue_fd, r->control_done_fd, r->breakers_fd};
+	int removed = 0;
+	for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++)
+		if (dirs[i] >= 0)
+			removed += vigil_fs_sweep_tmp(dirs[i]);
+	if (removed > 0)
+		vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_INFO,
+			  "removed %d temporary file(s) left by a writer killed between create and rename", removed);
+}
+
 void vigil_action_prune_stale_specs(struct vigil_action *a)
 {
 	int fd = fcntl(a->active_fd, F_DUPFD_CLOEXEC, 0);

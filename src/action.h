@@ -73,6 +73,10 @@ void vigil_action_sd_status(struct vigil_action *a);
 /* Processes every event now in the ring (start-up adoption uses it). */
 void vigil_action_drain(struct vigil_action *a);
 
+/* At start-up: removes the temp files of writers killed mid-write (see
+ * vigil_fs_sweep_tmp) in the directories vigild and vigilctl write. */
+void vigil_action_sweep_leftovers(struct vigil_action *a);
+
 /* Removes active/ specs of workers that are not in the segment (left by a
  * previous run for workers that ended while vigild was down). */
 void vigil_action_prune_stale_specs(struct vigil_action *a);

@@ -324,6 +324,7 @@ int main(int argc, char **argv)
 	scanner.vclock_ns = now;
 	vigil_scanner_tick(&scanner, now);
 	vigil_action_drain(&action);
+	vigil_action_sweep_leftovers(&action);
 	vigil_action_prune_stale_specs(&action);
 	vigil_restart_poll(&action); /* requests left while we were down */
 	vigil_action_snapshot(&action, true);

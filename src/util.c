@@ -10,8 +10,10 @@
 #define _GNU_SOURCE
 #include "util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,6 +132,61 @@ int vigil_fs_replace(int dirfd, const char *name, const void *data, size_t len)
 	if (rc < 0)
 		unlinkat(dirfd, tmp, 0);
 	return rc;
+}
+
+/* The writer's pid in a name made by vigil_fs_replace(), or 0. */
+static long tmp_name_pid(const char *name)
+{
+	if (name[0] != '.')
+		return 0;
+	const char *t = NULL;
+	for (const char *p = strstr(name, ".tmp."); p != NULL; p = strstr(p + 1, ".tmp."))
+		t = p; /* the last one: <name> itself may contain ".tmp." */
+	if (t == NULL)
+		return 0;
+	char *end;
+	errno = 0;
+	long pid = strtol(t + 5, &end, 10);
+	if (errno != 0 || end == t + 5 || *end != '.' || pid <= 0)
+		return 0;
+	const char *q = end + 1;
+	if (*q == '\0')
+		return 0;
+	for (; *q != '\0'; q++)
+		if (*q < '0' || *q > '9')
+			return 0;
+	return pid;
+}
+
+int vigil_fs_sweep_tmp(int dirfd)
+{
+	enum { SWEEP_MAX = 64 };
+	int fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+	if (fd < 0)
+		return 0;
+	DIR *d = fdopendir(fd);
+	if (d == NULL) {
+		close(fd);
+		return 0;
+	}
+	rewinddir(d);
+	static char names[SWEEP_MAX][256]; /* start-up only, one thread */
+	int n = 0;
+	struct dirent *de;
+	/* Collect, then unlink: never change a directory while reading it. */
+	while (n < SWEEP_MAX && (de = readdir(d)) != NULL) {
+		long pid = tmp_name_pid(de->d_name);
+		if (pid <= 0 || pid == (long)getpid() || pid > INT32_MAX)
+			continue;
+		if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue; /* its writer lives (or we may not know): not ours to judge */
+		snprintf(names[n++], sizeof names[0], "%s", de->d_name);
+	}
+	closedir(d);
+	int removed = 0;
+	for (int i = 0; i < n; i++)
+		removed += unlinkat(dirfd, names[i], 0) == 0; /* a directory fails with EISDIR: kept */
+	return removed;
 }
 
 int vigil_fs_replace_json(int dirfd, const char *name, const json_t *doc)

@@ -61,6 +61,13 @@ int vigil_fs_read(int dirfd, const char *name, size_t max_len, char **out, size_
 /* Unlink name in dirfd; a missing file is success.  0 or -errno. */
 int vigil_fs_remove(int dirfd, const char *name);
 
+/* Removes the temporary files vigil_fs_replace() leaves when its writer is
+ * killed between create and rename: ".<name>.tmp.<pid>.<n>" whose <pid> no
+ * longer exists (a live writer's are left alone).  Never follows a link
+ * (one named so is removed itself) and never removes a directory.  At most
+ * 64 per call (more wait for the next).  Returns how many were removed. */
+int vigil_fs_sweep_tmp(int dirfd);
+
 /* Copies a fixed 64-byte id field from the segment into a NUL-terminated
  * buffer and says whether it obeys the name rule (SPEC §3). */
 bool vigil_id_copy(char dst[65], const char src[64]);
