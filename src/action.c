@@ -944,6 +944,9 @@ void vigil_action_prune_stale_specs(struct vigil_action *a)
 		close(fd);
 		return;
 	}
+	/* A dup shares the directory offset with a->active_fd: whoever read it
+	 * before (the start-up sweep) left it at the end. */
+	rewinddir(d);
 	char names[64][80];
 	int n = 0;
 	struct dirent *de;

@@ -157,10 +157,18 @@ static json_t *read_json_file(int dirfd, const char *name, char *why, size_t why
 	char *buf;
 	size_t len;
 	int rc = vigil_fs_read(dirfd, name, REQUEST_MAX_BYTES, &buf, &len);
-	if (rc < 0) {
-		snprintf(why, why_len, "cannot read: %s", rc == -EFBIG ? "larger than 64 KiB" : strerror(-rc));
+	/* Lasting faults of the file itself are worded apart from "cannot
+	 * read" (a transient failure, retried): see should_reject(). */
+	if (rc == -ELOOP)
+		snprintf(why, why_len, "a symbolic link (never followed)");
+	else if (rc == -EINVAL)
+		snprintf(why, why_len, "not a regular file");
+	else if (rc == -EFBIG)
+		snprintf(why, why_len, "larger than 64 KiB");
+	else if (rc < 0)
+		snprintf(why, why_len, "cannot read: %s", strerror(-rc));
+	if (rc < 0)
 		return NULL;
-	}
 	if (memchr(buf, '\0', len) != NULL) {
 		free(buf);
 		snprintf(why, why_len, "contains a NUL byte");
@@ -868,6 +876,19 @@ static bool still_being_written(int qfd, const char *name)
 	return mtime_ms + 2000 > vigil_unix_ms();
 }
 
+/* Whether a queue file that could not be taken (why) goes to rejected/ now:
+ * never for a transient read failure; at once for a link or a non-regular
+ * file (nobody is writing those); else once its writer has had time to
+ * finish (a file still growing is not yet malformed). */
+static bool should_reject(int qfd, const char *name, const char *why)
+{
+	if (strncmp(why, "cannot read", 11) == 0)
+		return false;
+	if (strncmp(why, "a symbolic link", 15) == 0 || strncmp(why, "not a regular file", 18) == 0)
+		return true;
+	return !still_being_written(qfd, name);
+}
+
 static void reject_request(struct vigil_action *a, int qfd, const char *name, const char *why)
 {
 	struct vigil_restart *r = &a->rs;
@@ -891,7 +912,7 @@ static void take_restart_request(struct vigil_action *a, const char *name, uint6
 	char why[300];
 	json_t *o = read_json_file(r->queue_fd, name, why, sizeof why);
 	if (o == NULL) {
-		if (strncmp(why, "cannot read", 11) != 0 && !still_being_written(r->queue_fd, name))
+		if (should_reject(r->queue_fd, name, why))
 			reject_request(a, r->queue_fd, name, why);
 		return;
 	}
@@ -1083,7 +1104,7 @@ static void take_spawn_request(struct vigil_action *a, const char *name, uint64_
 	char why[300];
 	json_t *o = read_json_file(r->spawn_queue_fd, name, why, sizeof why);
 	if (o == NULL) {
-		if (strncmp(why, "cannot read", 11) != 0 && !still_being_written(r->spawn_queue_fd, name))
+		if (should_reject(r->spawn_queue_fd, name, why))
 			reject_request(a, r->spawn_queue_fd, name, why);
 		return;
 	}
@@ -1190,7 +1211,7 @@ static void take_control_request(struct vigil_action *a, const char *name, uint6
 	char why[300];
 	json_t *o = read_json_file(r->control_queue_fd, name, why, sizeof why);
 	if (o == NULL) {
-		if (strncmp(why, "cannot read", 11) != 0 && !still_being_written(r->control_queue_fd, name))
+		if (should_reject(r->control_queue_fd, name, why))
 			reject_request(a, r->control_queue_fd, name, why);
 		return;
 	}

@@ -1458,11 +1458,24 @@ static void planted_symlinks_are_not_followed(void **state)
 	close(ffd);
 	SOFT_CHECK(count_text(HIST, "via-fifo") == 0, "a request read through a planted link was carried out");
 	SOFT_CHECK(itest_alive(H.vigild), "vigild died (or hung) on a FIFO behind a queue link");
-	bool link_left = itest_exists(&H, QUEUE "/linked-request.json"),
-	     link_rejected = itest_exists(&H, REJECTED "/linked-request.json");
-	OBSERVED("symlinks: a queue file that is a symlink is %s; log says: %s",
-		 link_left ? "left in the queue, untouched" : link_rejected ? "moved to restart/rejected/" : "removed",
-		 count_text(RLOG, "linked-request") > 0 ? "(mentions it)" : "(nothing about it)");
+	/* The queue links are rejected at once, as links: moved (never
+	 * followed) to restart/rejected/ with the reason, and logged. */
+	for (int k = 0; k < 2; k++) {
+		const char *nm = k == 0 ? "linked-request.json" : "linked-file.json";
+		char rel[160];
+		snprintf(rel, sizeof rel, QUEUE "/%s", nm);
+		SOFT_CHECK(lstat(itest_path(&H, rel, q), &lst) < 0, "the queue link %s is still in the queue", nm);
+		snprintf(rel, sizeof rel, REJECTED "/%s", nm);
+		SOFT_CHECK(lstat(itest_path(&H, rel, q), &lst) == 0 && S_ISLNK(lst.st_mode),
+			   "the queue link %s is not in restart/rejected/ as a link", nm);
+		snprintf(rel, sizeof rel, REJECTED "/%s.reason", nm);
+		char *why = itest_read_file(&H, rel);
+		SOFT_CHECK(why != NULL && strstr(why, "symbolic link") != NULL, "the reason for %s says: %s", nm,
+			   why != NULL ? why : "(no reason file)");
+		free(why);
+	}
+	SOFT_CHECK(count_text(RLOG, "request linked-request.json rejected") == 1,
+		   "the restart log does not say that the linked request was rejected");
 
 	/* 3. Running: coordination/events swapped for a link to the outside:
 	 * vigild keeps writing through the descriptor it holds (the moved

@@ -1057,6 +1057,7 @@ static void mark_used(int dirfd, const char *prefix, unsigned char *used)
 		close(fd);
 		return;
 	}
+	rewinddir(d); /* the dup shares dirfd's offset */
 	size_t plen = strlen(prefix);
 	struct dirent *de;
 	while ((de = readdir(d)) != NULL) {
@@ -2007,6 +2008,7 @@ static int cmd_breakers(int argc, char **argv, struct common *c)
 			close(fd);
 			return EXIT_FAIL;
 		}
+		rewinddir(d); /* the dup shares fd's offset */
 		struct dirent *de;
 		while ((de = readdir(d)) != NULL) {
 			const char *nm = de->d_name;
