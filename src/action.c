@@ -936,17 +936,9 @@ void vigil_action_sweep_leftovers(struct vigil_action *a)
 
 void vigil_action_prune_stale_specs(struct vigil_action *a)
 {
-	int fd = fcntl(a->active_fd, F_DUPFD_CLOEXEC, 0);
-	if (fd < 0)
+	DIR *d = vigil_fs_opendir_at(a->active_fd);
+	if (d == NULL)
 		return;
-	DIR *d = fdopendir(fd);
-	if (d == NULL) {
-		close(fd);
-		return;
-	}
-	/* A dup shares the directory offset with a->active_fd: whoever read it
-	 * before (the start-up sweep) left it at the end. */
-	rewinddir(d);
 	char names[64][80];
 	int n = 0;
 	struct dirent *de;

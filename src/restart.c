@@ -132,15 +132,9 @@ static int cmp_names(const void *x, const void *y)
  * first for the formats vigil writes).  Returns the count. */
 static uint32_t list_requests(int dirfd, char (*names)[128], uint32_t max)
 {
-	int fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
-	if (fd < 0)
+	DIR *d = vigil_fs_opendir_at(dirfd);
+	if (d == NULL)
 		return 0;
-	DIR *d = fdopendir(fd);
-	if (d == NULL) {
-		close(fd);
-		return 0;
-	}
-	rewinddir(d);
 	uint32_t n = 0;
 	struct dirent *de;
 	while (n < max && (de = readdir(d)) != NULL)
@@ -1155,6 +1149,13 @@ static void take_spawn_request(struct vigil_action *a, const char *name, uint64_
 	if (live || (l != NULL && l->state != VIGIL_LIN_STOPPED)) {
 		json_decref(o);
 		spawn_failed(a, name, id, type, "worker id is already in use", now);
+		return;
+	}
+	if (ending_find(r, id) >= 0) {
+		/* The last process of that id said goodbye but is still being
+		 * ended: the request waits in the queue (polled every
+		 * ENDING_POLL_MS meanwhile), so two never run side by side. */
+		json_decref(o);
 		return;
 	}
 	char *argv_json = json_dumps(cmd, JSON_COMPACT);

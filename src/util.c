@@ -158,18 +158,28 @@ static long tmp_name_pid(const char *name)
 	return pid;
 }
 
+DIR *vigil_fs_opendir_at(int dirfd)
+{
+	int fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+	if (fd < 0)
+		return NULL;
+	DIR *d = fdopendir(fd);
+	if (d == NULL) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		return NULL;
+	}
+	rewinddir(d);
+	return d;
+}
+
 int vigil_fs_sweep_tmp(int dirfd)
 {
 	enum { SWEEP_MAX = 64 };
-	int fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
-	if (fd < 0)
+	DIR *d = vigil_fs_opendir_at(dirfd);
+	if (d == NULL)
 		return 0;
-	DIR *d = fdopendir(fd);
-	if (d == NULL) {
-		close(fd);
-		return 0;
-	}
-	rewinddir(d);
 	static char names[SWEEP_MAX][256]; /* start-up only, one thread */
 	int n = 0;
 	struct dirent *de;

@@ -18,6 +18,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <dirent.h>
 #include <stdint.h>
 
 #define VIGIL_NS_PER_S 1000000000ull
@@ -60,6 +61,12 @@ int vigil_fs_read(int dirfd, const char *name, size_t max_len, char **out, size_
 
 /* Unlink name in dirfd; a missing file is success.  0 or -errno. */
 int vigil_fs_remove(int dirfd, const char *name);
+
+/* A directory stream over dirfd, from its first entry, that leaves dirfd
+ * itself open: closedir() it.  (A dup shares dirfd's offset, so it is
+ * rewound: whoever read dirfd before may have left it at the end.)  NULL
+ * with errno on failure. */
+DIR *vigil_fs_opendir_at(int dirfd);
 
 /* Removes the temporary files vigil_fs_replace() leaves when its writer is
  * killed between create and rename: ".<name>.tmp.<pid>.<n>" whose <pid> no

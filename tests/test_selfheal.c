@@ -1494,6 +1494,50 @@ static void queued_restart_not_doubled_after_crash(void **state)
 	soft_done();
 }
 
+/* ---- 16 --------------------------------------------------------------------------- */
+
+/* vigilctl spawn of an id whose last process said goodbye but is still
+ * being ended (past its --timeout, detached, lingering): the spawn waits
+ * until that process is gone (SIGKILL after the grace), so two processes of
+ * one id never run side by side. */
+static void spawn_waits_for_a_lingering_predecessor(void **state)
+{
+	(void)state;
+	itest_vigild_start(&H);
+	const char *id = "worker-linger-003";
+	const char *first[] = {"spawn", "--type", "linger", "--task-id", "linger-task", "--id", id, "--timeout", "0.3",
+			       "--", DEMO_WORKER_PATH, "--beat-ms", "10", "--linger-ms", "60000", NULL};
+	char *out = NULL, *err = NULL;
+	int rc = ctl(&out, &err, first);
+	CHECK(rc == 0, "vigilctl spawn --timeout exited %d: %s", rc, err);
+	free(out);
+	free(err);
+	json_t *reg = wait_registered(id, 0, 5000);
+	CHECK(reg != NULL, "%s was not registered", id);
+	pid_t old = (pid_t)itest_int(reg, "pid");
+	json_decref(reg);
+	/* Past its timeout it is sent SIGTERM: it detaches and lingers. */
+	json_t *det = itest_wait_event(&H, HB, "worker_detached", id, 3000);
+	CHECK(det != NULL, "no worker_detached for %s after its --timeout", id);
+	json_decref(det);
+	CHECK(itest_alive(old), "the old process %d is already gone: the test proves nothing", (int)old);
+
+	spawn_demo(id, "linger", "linger-task", NULL, false, BEAT10);
+	CHECK(wait_gone(old, 300 + 2000 + itest_slack_ms()), "the old process %d is still there", (int)old);
+	pid_t neu = wait_spec_pid(id, old, 5000);
+	CHECK(neu > 0, "the second spawn of %s never ran", id);
+	char kill_line[128], spawn_line[128];
+	snprintf(kill_line, sizeof kill_line, "sent SIGKILL to %s (pid %d)", id, (int)old);
+	snprintf(spawn_line, sizeof spawn_line, "spawned %s (", id);
+	long at_kill = last_offset(RLOG, kill_line), at_spawn = last_offset(RLOG, spawn_line);
+	CHECK(at_kill >= 0, "the restart log never says '%s'", kill_line);
+	CHECK(at_spawn > at_kill, "the second process was spawned (offset %ld) before the first was killed (%ld)",
+	      at_spawn, at_kill);
+	pid_t live[8];
+	int n = procs_of(id, live, 8);
+	CHECK(n == 1 && live[0] == neu, "%d live process(es) of %s, want only the new %d", n, id, (int)neu);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1513,6 +1557,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(kill9_vigild_while_a_detached_worker_lingers, setup, teardown),
 		cmocka_unit_test_setup_teardown(restart_first_beat_seen_between_ticks, setup, teardown),
 		cmocka_unit_test_setup_teardown(queued_restart_not_doubled_after_crash, setup, teardown),
+		cmocka_unit_test_setup_teardown(spawn_waits_for_a_lingering_predecessor, setup, teardown),
 	};
 	/* VIGIL_TEST_FILTER=restart_* runs only the matching tests. */
 	if (getenv("VIGIL_TEST_FILTER") != NULL)
