@@ -104,6 +104,10 @@ static json_t *spec_json(const struct vigil_action *a, const struct vigil_worker
 	/* Field 22 of /proc/<pid>/stat: with pid, which process this was (a
 	 * vigild restarted after a crash checks it before it signals). */
 	json_object_set_new(o, "pid_start_ticks", json_integer((json_int_t)w->pid_start_ticks));
+	/* vigild was ending this process (SIGTERM sent, SIGKILL due): a vigild
+	 * restarted after a crash finishes that only when this says so. */
+	if (w->kill_why != VIGIL_KILL_NONE)
+		json_object_set_new(o, "ending", json_true());
 	json_object_set_new(o, "slot", json_integer(w->slot));
 	json_t *cmd = w->command != NULL ? json_loads(w->command, 0, NULL) : NULL;
 	json_object_set_new(o, "command", cmd != NULL ? cmd : json_array());
@@ -338,8 +342,10 @@ static void on_register(struct vigil_action *a, const struct vigil_event *ev)
 	}
 
 	bool spawned_here = vigil_restart_on_registered(a, w, ev);
-	if (spawned_here)
-		a->pidfds_held += 2;
+	if (spawned_here) {
+		w->fds_held = w->sig_pidfd >= 0 ? 2 : 1; /* ours (if any) and the scanner's */
+		a->pidfds_held += w->fds_held;
+	}
 	/* Keep FDS_RESERVE descriptors for vigild's own files: past that,
 	 * workers are monitored by timeouts only (and the log says why). */
 	if (!spawned_here && a->fds_base + a->pidfds_held + 2 + FDS_RESERVE > a->fds_limit) {
@@ -351,11 +357,12 @@ static void on_register(struct vigil_action *a, const struct vigil_event *ev)
 	} else if (!spawned_here) {
 		struct vigil_verify_result vr;
 		vigil_verify_worker(a->seg->name, w->pid, w->registrar_pid, ev->pid_start_ticks, &vr);
-		if (vr.verified)
-			a->pidfds_held += 2;
 		w->verified = vr.verified;
-		if (vr.verified)
+		if (vr.verified) {
 			w->sig_pidfd = fcntl(vr.pidfd, F_DUPFD_CLOEXEC, 0); /* ours, to signal through */
+			w->fds_held = w->sig_pidfd >= 0 ? 2 : 1;   /* and the scanner's */
+			a->pidfds_held += w->fds_held;
+		}
 		struct vigil_command c = {.kind = VIGIL_CMD_WATCH, .slot = w->slot, .gen = w->gen, .fd = vr.pidfd};
 		if (vr.verified || vr.gone) {
 			if (!vigil_scanner_command(a->scanner, &c) && c.fd >= 0)
@@ -466,12 +473,13 @@ static void on_gone(struct vigil_action *a, const struct vigil_event *ev_in)
 		evc.exit_signal = -1;
 	}
 	bool zombie = w->status == VIGIL_STATUS_ZOMBIE;
-	uint32_t held = w->sig_pidfd >= 0 ? 2 : 0; /* ours and the scanner's */
+	uint32_t held = w->fds_held;
+	bool had_sig = w->sig_pidfd >= 0;
 	/* The restart path first: it decides whether a successor is coming
 	 * (and may keep our pidfd of a process that detached but lives on). */
 	bool was_restart = vigil_restart_on_exit(a, w, ev, ev->kind == VIGIL_EV_DETACHED);
-	if (held == 2 && w->sig_pidfd < 0)
-		held = 1;
+	if (had_sig && w->sig_pidfd < 0 && held > 0)
+		held--; /* the ending table keeps ours (and counts it) */
 	bool successor = !was_restart && ev->kind != VIGIL_EV_VANISHED && vigil_restart_underway(a, w->id);
 	if (ev->kind == VIGIL_EV_EXITED) {
 		json_t *o = event_json("worker_exited", w, ev);
@@ -971,7 +979,8 @@ void vigil_action_prune_stale_specs(struct vigil_action *a)
 				/* Its process may still be there (it detached for the
 				 * restart and lingers): it ends before the replacement. */
 				json_t *pid = json_object_get(o, "pid"), *ticks = json_object_get(o, "pid_start_ticks");
-				if (known && json_is_integer(pid) && json_is_integer(ticks) &&
+				if (known && json_is_true(json_object_get(o, "ending")) && json_is_integer(pid) &&
+				    json_is_integer(ticks) &&
 				    json_integer_value(pid) > 0 && json_integer_value(pid) <= INT32_MAX &&
 				    json_integer_value(ticks) > 0)
 					vigil_restart_resume_ending(a, id, (int32_t)json_integer_value(pid),

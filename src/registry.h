@@ -53,6 +53,7 @@ struct vigil_worker {
 	uint8_t kill_why;       /* enum vigil_kill_why */
 	uint8_t kill_signal;    /* the last signal sent */
 	int16_t cleanup_idx;    /* pending cleanup request, or -1 */
+	uint8_t fds_held;       /* pidfds counted in a->pidfds_held for it (ours + the scanner's) */
 	/* what the spec file on disk says, to rewrite only on change */
 	bool spec_written;
 	uint8_t w_status;

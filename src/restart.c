@@ -45,7 +45,12 @@
 #include <sys/pidfd.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#ifndef P_PIDFD
+#define P_PIDFD 3 /* waitid on a pidfd: Linux 5.4 */
+#endif
 
 #include "action.h"
 #include "fixes.h"
@@ -60,7 +65,8 @@
 #define HISTORY_BATCH 10000u    /* history lines read per poll */
 #define HISTORY_FILE "worker-restart-history.jsonl"
 #define ENDING_GIVE_UP_MS 5000u /* after SIGKILL: a process still there is in D state */
-#define ENDING_POLL_MS 10u      /* how often a lingering process is looked at */
+#define ENDING_POLL_MS 10u      /* how often a lingering process being ended is looked at */
+#define ENDING_REAP_POLL_MS 1000u /* and a detached child that runs on */
 
 /* ---- small helpers ------------------------------------------------------------ */
 
@@ -495,18 +501,30 @@ static bool pidfd_exited(int pidfd)
 	return poll(&p, 1, 0) > 0; /* POLLIN: the process has exited (pidfd_open(2)) */
 }
 
+/* The kill entry for id (a replacement waits for it), or -1. */
 static int ending_find(const struct vigil_restart *r, const char *id)
 {
 	if (r->nendings == 0)
 		return -1;
 	for (int i = 0; i < VIGIL_ENDINGS_MAX; i++)
-		if (r->endings[i].pidfd >= 0 && strcmp(r->endings[i].id, id) == 0)
+		if (r->endings[i].pidfd >= 0 && r->endings[i].kill && strcmp(r->endings[i].id, id) == 0)
 			return i;
 	return -1;
 }
 
+/* Reaps a child of ours through its pidfd if it has exited (ECHILD for one
+ * that is not ours: harmless). */
+static void reap_pidfd(int pidfd)
+{
+	siginfo_t si;
+	memset(&si, 0, sizeof si);
+	(void)waitid((idtype_t)P_PIDFD, (id_t)pidfd, &si, WEXITED | WNOHANG);
+}
+
 static void ending_free(struct vigil_action *a, struct vigil_ending *e)
 {
+	if (e->child)
+		reap_pidfd(e->pidfd);
 	close(e->pidfd);
 	e->pidfd = -1;
 	a->rs.nendings--;
@@ -514,7 +532,8 @@ static void ending_free(struct vigil_action *a, struct vigil_ending *e)
 		a->pidfds_held--;
 }
 
-static bool ending_add(struct vigil_action *a, int pidfd, int32_t pid, int signal, uint64_t due_ms, const char *id)
+static bool ending_add(struct vigil_action *a, int pidfd, int32_t pid, bool kill, bool child, int signal,
+		       uint64_t due_ms, const char *id)
 {
 	struct vigil_restart *r = &a->rs;
 	for (int i = 0; i < VIGIL_ENDINGS_MAX; i++) {
@@ -523,6 +542,8 @@ static bool ending_add(struct vigil_action *a, int pidfd, int32_t pid, int signa
 			continue;
 		e->pidfd = pidfd;
 		e->pid = pid;
+		e->kill = kill;
+		e->child = child;
 		e->signal = signal;
 		e->due_ms = due_ms;
 		snprintf(e->id, sizeof e->id, "%s", id);
@@ -532,20 +553,33 @@ static bool ending_add(struct vigil_action *a, int pidfd, int32_t pid, int signa
 	return false;
 }
 
-/* The worker said goodbye while vigild was ending it: its slot goes, its
- * process may not.  Takes w->sig_pidfd over when the process is still
- * there, so that the grace's SIGKILL still comes and a replacement waits. */
+/* The worker said goodbye: its slot goes, its process may not.  Takes
+ * w->sig_pidfd over when the process is still there and either vigild was
+ * ending it (the grace's SIGKILL still comes, a replacement waits) or it is
+ * our child (reaped when it exits). */
 static void ending_take(struct vigil_action *a, struct vigil_worker *w)
 {
-	if (w->kill_why == VIGIL_KILL_NONE || w->sig_pidfd < 0 || pidfd_exited(w->sig_pidfd))
+	if (w->sig_pidfd < 0)
 		return;
-	if (ending_add(a, w->sig_pidfd, w->pid, w->kill_signal, w->kill_due_ms, w->id)) {
-		w->sig_pidfd = -1; /* the entry's now */
-		vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_INFO,
-			  "%s (pid %d) detached but has not exited: waiting for it (SIGKILL at the end of the grace)",
-			  w->id, w->pid);
+	bool child = vigil_proc_ppid(w->pid) == (int32_t)getpid();
+	if (pidfd_exited(w->sig_pidfd)) {
+		if (child)
+			reap_pidfd(w->sig_pidfd);
 		return;
 	}
+	bool kill = w->kill_why != VIGIL_KILL_NONE;
+	if (!kill && !child)
+		return;
+	if (ending_add(a, w->sig_pidfd, w->pid, kill, child, w->kill_signal, w->kill_due_ms, w->id)) {
+		w->sig_pidfd = -1; /* the entry's now */
+		if (kill)
+			vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_INFO,
+				  "%s (pid %d) detached but has not exited: waiting for it (SIGKILL at the end of the grace)",
+				  w->id, w->pid);
+		return;
+	}
+	if (!kill)
+		return; /* full: this child is reaped when vigild exits */
 	/* Full: no grace for this one, rather than one nobody watches. */
 	pidfd_send_signal(w->sig_pidfd, SIGKILL, NULL, 0);
 	vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_WARN,
@@ -572,7 +606,7 @@ bool vigil_restart_resume_ending(struct vigil_action *a, const char *id, int32_t
 		    vigil_proc_environ_has(pid, e_id) && !pidfd_exited(fd);
 	uint64_t now = vigil_unix_ms();
 	uint64_t due = now + (uint64_t)llround(policy(a)->kill_grace_seconds * 1000.0);
-	if (!same || !ending_add(a, fd, pid, SIGTERM, due, id)) {
+	if (!same || !ending_add(a, fd, pid, true, false, SIGTERM, due, id)) {
 		close(fd);
 		return false;
 	}
@@ -596,19 +630,20 @@ static void endings_poll(struct vigil_action *a, uint64_t now, uint64_t *next)
 		if (e->pidfd < 0)
 			continue;
 		if (pidfd_exited(e->pidfd)) {
-			vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_INFO, "%s (pid %d) has exited after detaching", e->id,
-				  e->pid);
+			if (e->kill)
+				vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_INFO, "%s (pid %d) has exited after detaching",
+					  e->id, e->pid);
 			ending_free(a, e);
 			continue;
 		}
-		if (e->signal != SIGKILL && now >= e->due_ms) {
+		if (e->kill && e->signal != SIGKILL && now >= e->due_ms) {
 			if (pidfd_send_signal(e->pidfd, SIGKILL, NULL, 0) == 0)
 				vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_WARN,
 					  "sent SIGKILL to %s (pid %d) after the grace (it had detached, not exited)",
 					  e->id, e->pid);
 			e->signal = SIGKILL;
 			e->due_ms = now;
-		} else if (e->signal == SIGKILL && now >= e->due_ms + ENDING_GIVE_UP_MS) {
+		} else if (e->kill && e->signal == SIGKILL && now >= e->due_ms + ENDING_GIVE_UP_MS) {
 			vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_ERROR,
 				  "%s (pid %d) is still there %u ms after SIGKILL (uninterruptible sleep?): "
 				  "no longer waiting for it",
@@ -616,8 +651,11 @@ static void endings_poll(struct vigil_action *a, uint64_t now, uint64_t *next)
 			ending_free(a, e);
 			continue;
 		}
-		if (now + ENDING_POLL_MS < *next)
-			*next = now + ENDING_POLL_MS;
+		/* A replacement waits on a kill entry: look often.  A child
+		 * that detached and runs on only needs reaping some time. */
+		uint64_t at = now + (e->kill ? ENDING_POLL_MS : ENDING_REAP_POLL_MS);
+		if (at < *next)
+			*next = at;
 	}
 }
 

@@ -84,18 +84,23 @@ struct vigil_cleanup {
 	uint64_t started_ms;
 };
 
-/* A process that left its slot (detached) while vigild was ending it.  The
- * slot is free but the process may live on (a shutdown that hangs after its
- * goodbye), so vigild keeps its pidfd here and still sends SIGKILL when the
- * grace ends; no replacement of the same worker id starts until the pidfd
- * says the process is gone.  Bounded: when the table is full, SIGKILL goes
- * at once instead (a trade: no grace, but nothing untracked). */
+/* A process that left its slot (detached) but has not exited.  Two kinds:
+ * - kill: vigild was ending it (a shutdown that hangs after its goodbye):
+ *   SIGKILL still comes when the grace ends, and no replacement of the same
+ *   worker id starts until the pidfd says the process is gone;
+ * - reap only: a child vigild spawned that detached and runs on: vigild
+ *   reaps it when it exits, so it never stays <defunct>.
+ * Bounded: when the table is full, a kill entry's SIGKILL goes at once (no
+ * grace, but nothing untracked); a reap-only child is then left to be
+ * reaped when vigild exits. */
 #define VIGIL_ENDINGS_MAX 64
 struct vigil_ending {
 	int pidfd;               /* -1: entry unused */
 	int32_t pid;
-	int signal;              /* the last one sent */
-	uint64_t due_ms;         /* SIGKILL at; after it, give up at due_ms + ENDING_GIVE_UP_MS */
+	int signal;              /* kill: the last one sent */
+	bool kill;               /* being ended (else: only waited for, to reap) */
+	bool child;              /* ours to reap */
+	uint64_t due_ms;         /* kill: SIGKILL at; then give up at due_ms + ENDING_GIVE_UP_MS */
 	char id[65];
 };
 

@@ -186,9 +186,11 @@ int vigil_fs_sweep_tmp(int dirfd)
 	/* Collect, then unlink: never change a directory while reading it. */
 	while (n < SWEEP_MAX && (de = readdir(d)) != NULL) {
 		long pid = tmp_name_pid(de->d_name);
-		if (pid <= 0 || pid == (long)getpid() || pid > INT32_MAX)
+		/* Our own pid too: no write of ours is in flight at start-up, so
+		 * such a file is a predecessor's (a vigild that had our pid). */
+		if (pid <= 0 || pid > INT32_MAX)
 			continue;
-		if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+		if (pid != (long)getpid() && (kill((pid_t)pid, 0) == 0 || errno != ESRCH))
 			continue; /* its writer lives (or we may not know): not ours to judge */
 		snprintf(names[n++], sizeof names[0], "%s", de->d_name);
 	}

@@ -1273,6 +1273,22 @@ static long last_offset(const char *rel, const char *needle)
 	return at;
 }
 
+/* Waits until /proc/<pid> is gone: the process exited and was reaped (a
+ * zombie still has its entry).  False after timeout_ms. */
+static bool wait_reaped(pid_t pid, int timeout_ms)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d", (int)pid);
+	int64_t deadline = itest_mono_ms() + timeout_ms;
+	struct stat st;
+	while (stat(path, &st) == 0) {
+		if (itest_mono_ms() >= deadline)
+			return false;
+		itest_sleep_ms(10);
+	}
+	return true;
+}
+
 /* Spawns id as a demo worker that stays 60 s after its goodbye (deaf to
  * SIGTERM); returns its pid once registered. */
 static pid_t spawn_lingerer(const char *id)
@@ -1286,15 +1302,37 @@ static pid_t spawn_lingerer(const char *id)
 	return pid;
 }
 
+/* Order, from the log an operator reads: SIGKILL to the old process of
+ * id, its end, then (and only then) the next spawn; and at the end only the
+ * new process runs. */
+static void check_killed_then_alone(const char *id, pid_t old, pid_t neu)
+{
+	char kill_line[128], spawn_line[128];
+	snprintf(kill_line, sizeof kill_line, "sent SIGKILL to %s (pid %d)", id, (int)old);
+	snprintf(spawn_line, sizeof spawn_line, "spawned %s (", id);
+	long at_kill = last_offset(RLOG, kill_line), at_spawn = last_offset(RLOG, spawn_line);
+	CHECK(at_kill >= 0, "the restart log never says '%s'", kill_line);
+	CHECK(at_spawn > at_kill, "the next process was spawned (offset %ld) before the old one was killed (%ld)",
+	      at_spawn, at_kill);
+	pid_t live[8];
+	int n = procs_of(id, live, 8);
+	CHECK(n == 1 && live[0] == neu, "%d live process(es) of %s, want only the new %d", n, id, (int)neu);
+}
+
 /* After a restart request (file req) of id, whose old process lingers
  * after its goodbye: the old process is gone within gone_ms (plus the
- * allowance), the restart succeeded, the log says SIGKILL to the old pid
+ * allowance) and reaped, the restart succeeded, the log says SIGKILL to the old pid
  * before the replacement's spawn, and only the replacement runs. */
-static void check_ended_then_replaced(const char *id, pid_t old, const char *req, int gone_ms)
+static void check_ended_then_replaced(const char *id, pid_t old, const char *req, int gone_ms, bool vigild_child)
 {
 	CHECK(wait_gone(old, gone_ms + itest_slack_ms()),
 	      "the old process %d of %s (detached, lingering) is still there %d ms later: nobody ended it", (int)old,
 	      id, gone_ms);
+	/* ... and not left <defunct> either, when it was vigild's child (after a
+	 * kill -9 of vigild it is the harness's, the subreaper's). */
+	if (!vigild_child)
+		itest_reap(old, 1000);
+	CHECK(wait_reaped(old, 2000 + itest_slack_ms()), "the old process %d of %s was never reaped", (int)old, id);
 	pid_t neu = wait_spec_pid(id, old, 5000);
 	CHECK(neu > 0, "no new process of %s after the restart", id);
 	json_t *h = wait_history("request_id", req, 1, 5000);
@@ -1302,19 +1340,8 @@ static void check_ended_then_replaced(const char *id, pid_t old, const char *req
 	      "restart of %s: %zu outcome line(s), first '%s'", id, json_array_size(h),
 	      json_array_size(h) > 0 ? str(json_array_get(h, 0), "result") : "-");
 	json_decref(h);
-	/* Order, from the log an operator reads: SIGKILL to the old process,
-	 * its end, then (and only then) the replacement's spawn. */
-	char kill_line[128], spawn_line[128];
-	snprintf(kill_line, sizeof kill_line, "sent SIGKILL to %s (pid %d)", id, (int)old);
-	snprintf(spawn_line, sizeof spawn_line, "spawned %s (", id);
-	long at_kill = last_offset(RLOG, kill_line), at_spawn = last_offset(RLOG, spawn_line);
-	CHECK(at_kill >= 0, "the restart log never says '%s'", kill_line);
-	CHECK(at_spawn > at_kill, "the replacement was spawned (offset %ld) before the old process was killed (%ld)",
-	      at_spawn, at_kill);
+	check_killed_then_alone(id, old, neu);
 	CHECK(spawned_lines(id) == 2, "%d 'spawned' lines for %s, want 2", spawned_lines(id), id);
-	pid_t live[8];
-	int n = procs_of(id, live, 8);
-	CHECK(n == 1 && live[0] == neu, "%d live process(es) of %s, want only the new %d", n, id, (int)neu);
 }
 
 /* A worker whose shutdown hangs after its goodbye: it detaches on SIGTERM
@@ -1336,7 +1363,7 @@ static void restart_ends_a_worker_that_detaches_but_lingers(void **state)
 	CHECK(det != NULL, "no worker_detached for %s after SIGTERM", id);
 	json_decref(det);
 	/* Grace 0.3 s, then SIGKILL. */
-	check_ended_then_replaced(id, old, req, 300 + 2000);
+	check_ended_then_replaced(id, old, req, 300 + 2000, true);
 }
 
 /* ---- 13 --------------------------------------------------------------------------- */
@@ -1376,7 +1403,7 @@ static void kill9_vigild_while_a_detached_worker_lingers(void **state)
 	      spawned_lines(id));
 
 	itest_vigild_start(&H);
-	check_ended_then_replaced(id, old, req, 3000 + 2000);
+	check_ended_then_replaced(id, old, req, 3000 + 2000, false);
 }
 
 /* ---- 14 --------------------------------------------------------------------------- */
@@ -1526,16 +1553,92 @@ static void spawn_waits_for_a_lingering_predecessor(void **state)
 	CHECK(wait_gone(old, 300 + 2000 + itest_slack_ms()), "the old process %d is still there", (int)old);
 	pid_t neu = wait_spec_pid(id, old, 5000);
 	CHECK(neu > 0, "the second spawn of %s never ran", id);
-	char kill_line[128], spawn_line[128];
-	snprintf(kill_line, sizeof kill_line, "sent SIGKILL to %s (pid %d)", id, (int)old);
-	snprintf(spawn_line, sizeof spawn_line, "spawned %s (", id);
-	long at_kill = last_offset(RLOG, kill_line), at_spawn = last_offset(RLOG, spawn_line);
-	CHECK(at_kill >= 0, "the restart log never says '%s'", kill_line);
-	CHECK(at_spawn > at_kill, "the second process was spawned (offset %ld) before the first was killed (%ld)",
-	      at_spawn, at_kill);
-	pid_t live[8];
-	int n = procs_of(id, live, 8);
-	CHECK(n == 1 && live[0] == neu, "%d live process(es) of %s, want only the new %d", n, id, (int)neu);
+	check_killed_then_alone(id, old, neu);
+}
+
+/* ---- 17 --------------------------------------------------------------------------- */
+
+/* A worker vigild spawned that detaches and exits is vigild's child: it is
+ * reaped, never left <defunct> until vigild exits.  Regression: nothing
+ * waited for a child that said goodbye. */
+static void detached_child_is_reaped(void **state)
+{
+	(void)state;
+	itest_vigild_start(&H);
+	const char *id = "worker-bye-001";
+	/* It stays 500 ms after its goodbye: vigild sees the goodbye first. */
+	static const char *const BYE[] = {"--beat-ms", "10", "--detach-after-ms", "300", "--linger-ms", "500", NULL};
+	spawn_demo(id, "bye", "bye-task", NULL, false, BYE);
+	json_t *reg = wait_registered(id, 0, 5000);
+	CHECK(reg != NULL, "%s was not registered", id);
+	pid_t pid = (pid_t)itest_int(reg, "pid");
+	json_decref(reg);
+	json_t *det = itest_wait_event(&H, HB, "worker_detached", id, 3000);
+	CHECK(det != NULL, "no worker_detached for %s", id);
+	json_decref(det);
+	CHECK(itest_alive(pid), "pid %d ended before its goodbye was seen: the test proves nothing", (int)pid);
+	/* It exits 500 ms after the goodbye; vigild looks every second. */
+	CHECK(wait_reaped(pid, 500 + 1000 + 1000 + itest_slack_ms()), "pid %d (%s) exited but stays <defunct>", (int)pid,
+	      id);
+	CHECK(itest_alive(H.vigild), "vigild is gone");
+}
+
+/* ---- 18 --------------------------------------------------------------------------- */
+
+/* A restarted vigild ends a process named by a "restarting" spec only when
+ * the spec says vigild was ending it ("ending": true): a worker that said
+ * goodbye on its own while a restart was queued is not killed later by the
+ * next vigild.  Both specs are planted for live processes whose
+ * environment names the worker, as a worker's would. */
+static void restarting_spec_ends_only_what_was_being_ended(void **state)
+{
+	(void)state;
+	pid_t p[2];
+	const char *ids[2] = {"worker-bystander-001", "worker-ending-001"};
+	for (int i = 0; i < 2; i++) {
+		char script[160];
+		snprintf(script, sizeof script, "export WORKER_ID=%s; exec sleep 60", ids[i]);
+		p[i] = itest_bash_start(&H, script);
+	}
+	for (int i = 0; i < 2; i++) {
+		/* Wait for the exec: /proc/<pid>/environ then names the worker. */
+		char path[64], comm[64] = "";
+		snprintf(path, sizeof path, "/proc/%d/comm", (int)p[i]);
+		int64_t until = itest_mono_ms() + 3000;
+		while (strncmp(comm, "sleep", 5) != 0 && itest_mono_ms() < until) {
+			FILE *f = fopen(path, "r");
+			if (f != NULL) {
+				if (fgets(comm, sizeof comm, f) == NULL)
+					comm[0] = '\0';
+				fclose(f);
+			}
+			itest_sleep_ms(5);
+		}
+		CHECK(strncmp(comm, "sleep", 5) == 0, "pid %d never became sleep", (int)p[i]);
+		char stat_text[1024] = "";
+		snprintf(path, sizeof path, "/proc/%d/stat", (int)p[i]);
+		FILE *f = fopen(path, "r");
+		CHECK(f != NULL && fgets(stat_text, sizeof stat_text, f) != NULL, "cannot read %s", path);
+		fclose(f);
+		const char *q = strrchr(stat_text, ')');
+		unsigned long long ticks = 0;
+		for (int field = 2; q != NULL && field < 22; field++)
+			q = strchr(q + 1, ' ');
+		CHECK(q != NULL && sscanf(q + 1, "%llu", &ticks) == 1 && ticks > 0, "no start time in %s", path);
+		char spec_text[768], rel[160];
+		snprintf(spec_text, sizeof spec_text,
+			 "{\"worker_id\":\"%s\",\"worker_type\":\"bystander\",\"task_id\":\"t\",\"status\":\"restarting\","
+			 "\"pid\":%d,\"pid_start_ticks\":%llu,%s\"slot\":0,\"command\":[\"sleep\",\"60\"],\"cwd\":\"/\","
+			 "\"spawned\":false}\n",
+			 ids[i], (int)p[i], ticks, i == 1 ? "\"ending\":true," : "");
+		snprintf(rel, sizeof rel, ACTIVE "/%s.json", ids[i]);
+		itest_write_file(&H, rel, spec_text);
+	}
+	itest_vigild_start(&H);
+	/* Grace 0.3 s: the one being ended is gone well within 2 s. */
+	CHECK(wait_gone(p[1], 300 + 2000 + itest_slack_ms()), "the process of the \"ending\" spec was not ended");
+	itest_sleep_ms(500);
+	CHECK(itest_alive(p[0]), "the process of a \"restarting\" spec without \"ending\" was killed");
 }
 
 int main(void)
@@ -1558,6 +1661,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(restart_first_beat_seen_between_ticks, setup, teardown),
 		cmocka_unit_test_setup_teardown(queued_restart_not_doubled_after_crash, setup, teardown),
 		cmocka_unit_test_setup_teardown(spawn_waits_for_a_lingering_predecessor, setup, teardown),
+		cmocka_unit_test_setup_teardown(detached_child_is_reaped, setup, teardown),
+		cmocka_unit_test_setup_teardown(restarting_spec_ends_only_what_was_being_ended, setup, teardown),
 	};
 	/* VIGIL_TEST_FILTER=restart_* runs only the matching tests. */
 	if (getenv("VIGIL_TEST_FILTER") != NULL)

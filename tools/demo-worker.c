@@ -17,9 +17,10 @@
  *
  * Attaches with vigil_attach(): VIGIL_SHM plus VIGIL_SLOT/VIGIL_GEN (a
  * worker vigild started) or WORKER_ID/WORKER_TYPE/TASK_ID (registers
- * itself).  SIGTERM or SIGINT: detach cleanly and exit 0 (after --linger-ms:
- * a worker whose shutdown hangs after its goodbye, which vigild must still
- * see to the end before it starts a replacement).
+ * itself).  SIGTERM or SIGINT: detach cleanly and exit 0.  After any
+ * detach, --linger-ms keeps the process alive and deaf for a while: a
+ * worker whose shutdown hangs after its goodbye, which vigild must still see
+ * to the end (and reap) before it starts a replacement.
  */
 #define _GNU_SOURCE
 #include "vigil.h"
@@ -79,6 +80,18 @@ static _Noreturn void quit(int code)
 	_exit(code);
 }
 
+/* After the goodbye: stay ms more, deaf (SIGTERM and SIGINT stay blocked
+ * outside ppoll, and nanosleep does not unblock them). */
+static void linger(long ms)
+{
+	uint64_t until = now_ms() + (uint64_t)ms;
+	for (uint64_t n = now_ms(); ms > 0 && n < until; n = now_ms()) {
+		uint64_t d = until - n; /* one clock read: never wraps */
+		struct timespec ts = {(time_t)(d / 1000u), (long)(d % 1000u) * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+}
+
 static void usage(FILE *out)
 {
 	fprintf(out,
@@ -97,8 +110,8 @@ static void usage(FILE *out)
 		"  --detach-after-ms N  detach cleanly and exit 0 after N ms\n"
 		"  --stall-progress     keep progress fixed\n"
 		"  --flap-ms N          alternate N ms beating and N ms silent\n"
-		"  --linger-ms N        on SIGTERM/SIGINT, stay N ms after detaching (deaf\n"
-		"                       to further SIGTERM/SIGINT) before exiting\n"
+		"  --linger-ms N        after detaching (SIGTERM/SIGINT or --detach-after-ms),\n"
+		"                       stay N ms, deaf to SIGTERM/SIGINT, before exiting\n"
 		"SIGTERM/SIGINT: detach cleanly and exit 0.\n");
 }
 
@@ -256,14 +269,7 @@ int main(int argc, char **argv)
 	for (;;) {
 		if (stop_requested) {
 			vigil_detach(&v);
-			/* Deaf from here on (the signals stay blocked outside
-			 * the sleep, and the sleep below keeps them blocked). */
-			uint64_t until = now_ms() + (uint64_t)linger_ms;
-			while (linger_ms > 0 && now_ms() < until) {
-				uint64_t d = until - now_ms();
-				struct timespec ts = {(time_t)(d / 1000u), (long)(d % 1000u) * 1000000L};
-				nanosleep(&ts, NULL);
-			}
+			linger(linger_ms);
 			quit(0);
 		}
 		uint64_t now = now_ms();
@@ -279,6 +285,7 @@ int main(int argc, char **argv)
 			rc = vigil_detach(&v);
 			if (rc < 0)
 				fprintf(stderr, PROG " %s: detach: %s\n", id, vigil_strerror(rc));
+			linger(linger_ms);
 			quit(rc < 0 ? 1 : 0);
 		}
 		if (due(&hang, elapsed)) {
