@@ -817,43 +817,7 @@ int itest_sanitizer_reports(const struct itest_home *h)
 
 pid_t itest_vigild_start_args(struct itest_home *h, const char *const *extra)
 {
-	if (h->vigild > 0)
-		fail_msg("itest: vigild already running for %s", h->dir);
-	const char *argv[48] = {VIGILD_PATH, "--home", h->dir, "--shm", h->shm, "--pidfile", h->pidfile};
-	int n = 7;
-	for (int i = 0; extra != NULL && extra[i] != NULL && n < 47; i++)
-		argv[n++] = extra[i];
-	argv[n] = NULL;
-	int fd = open_log(h, "vigild.out");
-	int64_t t0 = itest_now_ms();
-	pid_t pid = spawn(argv, NULL, -1, fd, fd);
-	close(fd);
-	int64_t deadline = itest_mono_ms() + 10000;
-	for (;;) {
-		int st;
-		if (waitpid(pid, &st, WNOHANG) == pid) {
-			untrack_pid(pid);
-			char *log = itest_read_file(h, "vigild.out");
-			fail_msg("itest: vigild exited during start-up with %d; its output:\n%s", status_code(st),
-				 log != NULL ? log : "(none)");
-		}
-		if (read_pidfile(h) == pid) {
-			json_t *m = itest_read_json(h, "coordination/metrics/heartbeat-monitor-metrics.json");
-			json_t *ts = m != NULL ? json_object_get(m, "timestamp_ms") : NULL;
-			bool fresh = ts != NULL && json_is_integer(ts) && json_integer_value(ts) >= t0;
-			json_decref(m);
-			if (fresh)
-				break;
-		}
-		if (itest_mono_ms() >= deadline) {
-			char *log = itest_read_file(h, "vigild.out");
-			fail_msg("itest: vigild (pid %d) did not write its pid file and metrics within 10 s; output:\n%s",
-				 (int)pid, log != NULL ? log : "(none)");
-		}
-		itest_sleep_ms(5);
-	}
-	h->vigild = pid;
-	return pid;
+	return itest_vigild_start_prefixed(h, NULL, extra);
 }
 
 /* Does the NUL-separated environment block env (len bytes) hold entry? */
@@ -971,6 +935,16 @@ pid_t itest_vigild_start_prefixed(struct itest_home *h, const char *const *prefi
 	}
 	h->vigild = pid;
 	return pid;
+}
+
+int itest_vigilctl(const struct itest_home *h, char **out, char **err, const char *const *args)
+{
+	const char *argv[64] = {VIGILCTL_PATH, "--home", h->dir, "--shm", h->shm};
+	int n = 5;
+	for (int i = 0; args[i] != NULL && n < 63; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	return itest_run(argv, NULL, out, err, 30000);
 }
 
 int itest_vigild_run(const struct itest_home *h, const char *const *extra, char **err, int timeout_ms)

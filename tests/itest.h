@@ -196,6 +196,9 @@ int itest_kill_segment_users(const char *shm);
 /* As itest_vigild_start_args, with vigild run through a wrapper command
  * that execs it (prefix: NULL-terminated, e.g. {"/usr/bin/prlimit",
  * "--nofile=64:64", "--", NULL}); the wrapper's pid is vigild's. */
+/* vigilctl --home --shm of h, then args (NULL-ended); out/err malloc'd
+ * (may be NULL); exit code, as itest_run. */
+int itest_vigilctl(const struct itest_home *h, char **out, char **err, const char *const *args);
 pid_t itest_vigild_start_prefixed(struct itest_home *h, const char *const *prefix, const char *const *extra);
 /* Runs vigild (same --home/--shm/--pidfile, plus extra) to completion, at
  * most timeout_ms, for start-up refusals: returns its exit code (as

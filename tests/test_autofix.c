@@ -273,17 +273,7 @@ static int teardown(void **state)
 /* vigilctl --home H --shm S args... ; out/err malloc'd (may be NULL). */
 static int ctl(char **out, char **err, const char *const *args)
 {
-	const char *argv[64];
-	int n = 0;
-	argv[n++] = VIGILCTL_PATH;
-	argv[n++] = "--home";
-	argv[n++] = H.dir;
-	argv[n++] = "--shm";
-	argv[n++] = H.shm;
-	for (int i = 0; args[i] != NULL && n < 63; i++)
-		argv[n++] = args[i];
-	argv[n] = NULL;
-	return itest_run(argv, NULL, out, err, 30000);
+	return itest_vigilctl(&H, out, err, args);
 }
 
 /* vigilctl spawn --type T --task-id task-<type> --id ID -- CMD...  Fails
