@@ -594,8 +594,10 @@ static void handle_event(struct vigil_action *a, const struct vigil_event *ev)
 	}
 	case VIGIL_EV_FIRST_BEAT: {
 		struct vigil_worker *w = vigil_registry_at(&a->reg, ev->slot);
-		if (w != NULL && w->gen == ev->gen)
+		if (w != NULL && w->gen == ev->gen) {
+			w->beat_seen = true; /* the scanner reports it once: a late restart state needs it */
 			vigil_restart_on_first_beat(a, w);
+		}
 		break;
 	}
 	case VIGIL_EV_CLAIM_STALE:
@@ -608,16 +610,17 @@ static void handle_event(struct vigil_action *a, const struct vigil_event *ev)
 	}
 }
 
-void vigil_action_drain(struct vigil_action *a)
+bool vigil_action_drain(struct vigil_action *a)
 {
 	struct vigil_event ev;
 	/* Bounded per call so that signals and snapshots are not starved by
 	 * an event storm; the wake eventfd stays readable while work remains. */
 	for (uint32_t i = 0; i < VIGIL_EV_RING_SIZE; i++) {
 		if (!vigil_scanner_next_event(a->scanner, &ev))
-			break;
+			return true;
 		handle_event(a, &ev);
 	}
+	return false;
 }
 
 /* ---- snapshots and metrics ------------------------------------------------- */
@@ -1087,15 +1090,13 @@ int vigil_action_run(struct vigil_action *a)
 			}
 			case TOK_SNAP:
 				drain_fd(a->snapfd);
-				vigil_action_drain(a);
-				vigil_restart_poll(a);
+				vigil_restart_poll(a); /* drains the events first */
 				vigil_action_snapshot(a, false);
 				vigil_action_sd_status(a);
 				break;
 			case TOK_RESTART:
 				drain_fd(a->rs.timerfd);
-				vigil_action_drain(a);
-				vigil_restart_poll(a);
+				vigil_restart_poll(a); /* drains the events first */
 				break;
 			case TOK_WATCHDOG:
 				drain_fd(a->wdfd);

@@ -70,8 +70,9 @@ int vigil_action_watchdog(struct vigil_action *a, uint64_t watchdog_usec);
 /* systemd STATUS= line with live counts. */
 void vigil_action_sd_status(struct vigil_action *a);
 
-/* Processes every event now in the ring (start-up adoption uses it). */
-void vigil_action_drain(struct vigil_action *a);
+/* Processes the events now in the ring, at most one ring's worth (start-up
+ * adoption uses it too).  True when the ring was left empty. */
+bool vigil_action_drain(struct vigil_action *a);
 
 /* At start-up: removes the temp files of writers killed mid-write (see
  * vigil_fs_sweep_tmp) in the directories vigild and vigilctl write. */

@@ -45,6 +45,7 @@ struct vigil_worker {
 	uint8_t status;   /* enum vigil_worker_status */
 	bool verified;    /* identity verified: may be signalled through its pidfd */
 	bool spawned;     /* started by this vigild (restart.c owns its lineage) */
+	bool beat_seen;   /* the scanner reported a beat since it registered or adopted it */
 	int sig_pidfd;    /* verified: our own pidfd to signal it through; else -1 */
 	uint64_t tokens;  /* token_budget.allocated */
 	uint32_t restart_attempt; /* restart.attempt in the spec */

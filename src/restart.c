@@ -1085,6 +1085,15 @@ static void take_restart_request(struct vigil_action *a, const char *name, uint6
 	    l->state == VIGIL_LIN_RUNNING && l->adopted_tag == tag_of(rid)) {
 		l->state = VIGIL_LIN_STARTING;
 		l->due_ms = now + a->hb.timeout_ns / VIGIL_NS_PER_MS;
+		if (w->beat_seen) {
+			/* It beat after we adopted it and before this request was
+			 * read (the scanner reports that first beat once, and it
+			 * may come first on a busy host): that beat is the success. */
+			vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_INFO,
+				  "request %s: its worker was already spawned before vigild restarted and beats", name);
+			outcome(a, l, true, "first_beat", false, now);
+			return;
+		}
 		vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_INFO,
 			  "request %s: its worker was already spawned before vigild restarted; awaiting its first beat",
 			  name);
@@ -1597,7 +1606,9 @@ bool vigil_restart_command_known(struct vigil_action *a, const char *worker_id)
 
 /* ---- the poll ----------------------------------------------------------------------------- */
 
-static void lineages_due(struct vigil_action *a, uint64_t now, uint64_t *next)
+/* seen_ms: the scanner has looked at every slot through that instant, and
+ * what it saw has been drained (see vigil_restart_poll). */
+static void lineages_due(struct vigil_action *a, uint64_t now, uint64_t seen_ms, uint64_t *next)
 {
 	struct vigil_restart *r = &a->rs;
 	const struct vigil_restart_policy *p = policy(a);
@@ -1645,7 +1656,14 @@ static void lineages_due(struct vigil_action *a, uint64_t now, uint64_t *next)
 			}
 			break;
 		case VIGIL_LIN_STARTING:
-			if (now >= l->due_ms) {
+			if (now >= l->due_ms && seen_ms < l->due_ms) {
+				/* Due, but the scanner has not looked since (stalled,
+				 * preempted mid-tick, the host busy): no beat seen is
+				 * not yet no beat.  Ask again after its next tick. */
+				uint64_t tick_ms = a->hb.tick_ns / VIGIL_NS_PER_MS + 1;
+				if (now + tick_ms < *next)
+					*next = now + tick_ms;
+			} else if (now >= l->due_ms) {
 				urcu_memb_read_lock();
 				struct vigil_worker *w = vigil_registry_find(&a->reg, l->id);
 				urcu_memb_read_unlock();
@@ -1718,6 +1736,11 @@ void vigil_restart_poll(struct vigil_action *a)
 	uint64_t now = vigil_unix_ms();
 	uint64_t next = now + 1000;
 	char names[QUEUE_BATCH][128];
+	/* In this order: what the scanner has seen through seen_ms is drained
+	 * before any verdict that rests on what it has not seen. */
+	uint64_t seen_ms = vigil_scanner_seen_through_ms(a->scanner);
+	if (!vigil_action_drain(a))
+		seen_ms = 0; /* an event storm: what it saw is not all in hand yet */
 	read_history(a);
 	uint32_t n = list_requests(r->spawn_queue_fd, names, QUEUE_BATCH);
 	for (uint32_t i = 0; i < n; i++)
@@ -1729,7 +1752,7 @@ void vigil_restart_poll(struct vigil_action *a)
 	for (uint32_t i = 0; i < n; i++)
 		take_control_request(a, names[i], now);
 	endings_poll(a, now, &next);
-	lineages_due(a, now, &next);
+	lineages_due(a, now, seen_ms, &next);
 	kill_escalate(a, now, &next);
 	cleanups_timeout(a, now);
 	if (now / 60000 != a->rs.last_prune_min) {

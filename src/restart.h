@@ -161,7 +161,9 @@ bool vigil_restart_quarantined(struct vigil_action *a, const char *worker_id);
 bool vigil_restart_command_known(struct vigil_action *a, const char *worker_id);
 
 /* Everything time- and file-driven: queues, history, due restarts, kill
- * escalations, breakers.  Cheap when there is nothing to do. */
+ * escalations, breakers.  Drains the scanner's events first (verdicts on
+ * what the scanner has not seen need what it has).  Cheap when there is
+ * nothing to do. */
 void vigil_restart_poll(struct vigil_action *a);
 /* Writes worker-restart-metrics.json; returns the document (new reference). */
 json_t *vigil_restart_write_metrics(struct vigil_action *a, uint64_t now_ms);

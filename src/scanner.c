@@ -685,6 +685,9 @@ void vigil_scanner_tick(struct vigil_scanner *s, uint64_t now_ns)
 	atomic_fetch_add_explicit(&s->metrics.heartbeats_received, t.beats, memory_order_relaxed);
 	atomic_store_explicit(&s->metrics.workers_monitored, t.live, memory_order_relaxed);
 	atomic_store_explicit(&s->metrics.last_tick_mono_ns, now_ns, memory_order_relaxed);
+	/* release: the events this tick emitted are in the ring before a
+	 * reader of this instant drains it (see vigil_scanner_seen_through_ms). */
+	atomic_store_explicit(&s->metrics.seen_through_unix_ms, t.real_ms, memory_order_release);
 	atomic_fetch_add_explicit(&s->metrics.ticks, 1, memory_order_relaxed);
 	/* Liveness for vigilctl check and the systemd watchdog: only a
 	 * completed scan moves it. */

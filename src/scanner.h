@@ -115,6 +115,13 @@ struct vigil_scan_metrics {
 	_Atomic uint64_t host_stalls;
 	_Atomic uint64_t stale_beats_ignored;  /* beats written through an old generation */
 	_Atomic uint64_t last_tick_mono_ns;
+	/* Wall-clock start of the last completed full tick: every slot was
+	 * looked at since then, and the events of those looks are in the ring
+	 * (stored with release after them).  Verdicts of the action thread
+	 * about what the scanner has or has not seen ("no first beat by its
+	 * deadline") wait until this reaches the deadline: a stalled or
+	 * preempted scanner is not evidence. */
+	_Atomic uint64_t seen_through_unix_ms;
 } __attribute__((aligned(64)));
 
 /* Per-slot private state: the scanner's memory of each slot. */
@@ -212,6 +219,17 @@ void vigil_scanner_set_policy(struct vigil_scanner *s, struct vigil_heartbeat_po
 bool vigil_scanner_command(struct vigil_scanner *s, const struct vigil_command *cmd);
 /* Action side: dequeue one event; false when empty. */
 bool vigil_scanner_next_event(struct vigil_scanner *s, struct vigil_event *ev);
+
+/* Action side: the wall-clock instant (unix ms) through which the scanner
+ * has looked at every slot.  Read it, then drain the ring: what the scanner
+ * saw up to that instant is then in hand (acquire pairs with the release at
+ * the end of vigil_scanner_tick).  A beat the ring had no room for is seen
+ * again on a later tick, so it can arrive after this says "seen through";
+ * the ring full is itself counted (ring_full_deferrals). */
+static inline uint64_t vigil_scanner_seen_through_ms(struct vigil_scanner *s)
+{
+	return atomic_load_explicit(&s->metrics.seen_through_unix_ms, memory_order_acquire);
+}
 
 /* One scan at monotonic time now_ns (exposed for tests). */
 void vigil_scanner_tick(struct vigil_scanner *s, uint64_t now_ns);

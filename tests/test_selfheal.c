@@ -1631,6 +1631,67 @@ static void restarting_spec_ends_only_what_was_being_ended(void **state)
 	CHECK(itest_alive(p[0]), "the process of a \"restarting\" spec without \"ending\" was killed");
 }
 
+/* ---- 19 --------------------------------------------------------------------------- */
+
+/* A restart's "no first beat within heartbeat_timeout" is a verdict on what
+ * the scanner saw: while the scanner cannot look (here stalled by the test
+ * hook; in CI it was TSan on a loaded host, the scanner preempted past the
+ * deadline), the action thread's clock passing the deadline proves nothing.
+ * The replacement beats during the stall: the restart succeeds once the
+ * scanner looks again, and nothing is restarted a second time.
+ * Regression: the action thread declared the failure on its own clock, then
+ * ended the healthy replacement and started a third process (found by CI,
+ * kill9_vigild_right_after_respawn_exactly_once under TSan, 11 of 20 runs
+ * with two CPU hogs). */
+static void restart_verdict_waits_for_a_stalled_scanner(void **state)
+{
+	(void)state;
+	write_restart_policy(1.0, 3);
+	setenv("VIGIL_DEBUG", "1", 1);
+	itest_vigild_start(&H);
+	unsetenv("VIGIL_DEBUG");
+	const char *id = "worker-stall-001";
+	spawn_demo(id, "stall", "stall-task", NULL, false, BEAT10);
+	json_t *reg = wait_registered(id, 0, 5000);
+	CHECK(reg != NULL, "%s was not registered within 5 s", id);
+	pid_t old = (pid_t)itest_int(reg, "pid");
+	json_decref(reg);
+
+	char req[256];
+	snprintf(req, sizeof req, "%s", ctl_restart(id, "stall_test"));
+	int64_t t_req = itest_mono_ms();
+	CHECK(wait_text_count(RLOG, "restart of worker-stall-001 requested", 1, 3000), "vigild did not take %s", req);
+	CHECK(wait_gone(old, 3000), "the old process %d did not end for the restart", (int)old);
+	/* The replacement starts 1 s after the request.  Stall the scanner
+	 * from now for 2 s: the spawn (action thread) and the 0.2 s first-beat
+	 * deadline both fall inside the stall. */
+	itest_write_file(&H, "coordination/control/queue/debug-stall.json",
+			 "{\"action\":\"debug_stall_scanner\",\"seconds\":2}\n");
+	CHECK(itest_wait_text(&H, HB_LOG, "debug: scanner stalled", 3000), "the stall request was not taken");
+	int64_t t_stall = itest_mono_ms();
+	CHECK(t_stall - t_req < 900, "too slow to stall the scanner before the restart's spawn (%lld ms)",
+	      (long long)(t_stall - t_req));
+	CHECK(wait_text_count(RLOG, "spawned worker-stall-001 (", 2, 3000), "the replacement was not spawned");
+	json_t *h = wait_history("request_id", req, 1, 2000 + 3000 + itest_slack_ms());
+	CHECK(json_array_size(h) == 1, "no outcome for %s", req);
+	json_t *l = json_array_get(h, 0);
+	SOFT_CHECK(strcmp(str(l, "result"), "success") == 0, "restart through a scanner stall: result '%s' reason '%s'",
+		   str(l, "result"), str(l, "reason"));
+	json_decref(h);
+	/* Anything that would follow a false failure: a retry, a third start. */
+	itest_sleep_ms(1000 + 400 + itest_slack_ms());
+	json_t *all = history_where("worker_id", id);
+	SOFT_CHECK(json_array_size(all) == 1, "%zu history lines for %s, want 1", json_array_size(all), id);
+	json_decref(all);
+	int spawned = spawned_lines(id);
+	SOFT_CHECK(spawned == 2, "%d 'spawned' lines for %s, want 2", spawned, id);
+	pid_t pids[4];
+	int np = procs_of(id, pids, 4);
+	SOFT_CHECK(np == 1 && spec_pid(id) == pids[0], "%d live processes of %s (spec names %d)", np, id,
+		   (int)spec_pid(id));
+	soft_done();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1653,6 +1714,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(spawn_waits_for_a_lingering_predecessor, setup, teardown),
 		cmocka_unit_test_setup_teardown(detached_child_is_reaped, setup, teardown),
 		cmocka_unit_test_setup_teardown(restarting_spec_ends_only_what_was_being_ended, setup, teardown),
+		cmocka_unit_test_setup_teardown(restart_verdict_waits_for_a_stalled_scanner, setup, teardown),
 	};
 	/* VIGIL_TEST_FILTER=restart_* runs only the matching tests. */
 	if (getenv("VIGIL_TEST_FILTER") != NULL)
