@@ -224,6 +224,18 @@ static json_t *wait_registered(const char *id, pid_t not_pid, int timeout_ms)
 	}
 }
 
+/* Spawns id (a demo worker with args) through vigilctl and returns its pid
+ * once vigild has registered it (fails the test after 5 s). */
+static pid_t spawn_registered(const char *id, const char *type, const char *task, const char *const *args)
+{
+	spawn_demo(id, type, task, NULL, false, args);
+	json_t *reg = wait_registered(id, 0, 5000);
+	CHECK(reg != NULL, "%s was not registered within 5 s of vigilctl spawn", id);
+	pid_t pid = (pid_t)itest_int(reg, "pid");
+	json_decref(reg);
+	return pid;
+}
+
 /* Events named event about id with timestamp_ms >= since_ms. */
 static size_t count_since(const char *file, const char *event, const char *id, int64_t since_ms)
 {
@@ -451,6 +463,20 @@ static const char *ctl_restart(const char *id, const char *reason)
 	return ctl_restart_as(id, reason, NULL, NULL);
 }
 
+/* vigilctl restart id; waits until vigild has taken the request and the
+ * old process has ended.  Copies the request's name into req; returns the
+ * monotonic instant of the request. */
+static int64_t restart_and_await_end(const char *id, pid_t old, const char *reason, char *req, size_t req_len)
+{
+	snprintf(req, req_len, "%s", ctl_restart(id, reason));
+	int64_t t_req = itest_mono_ms();
+	char needle[128];
+	snprintf(needle, sizeof needle, "restart of %s requested", id);
+	CHECK(wait_text_count(RLOG, needle, 1, 3000), "vigild did not take %s", req);
+	CHECK(wait_gone(old, 3000), "the old process %d did not end for the restart", (int)old);
+	return t_req;
+}
+
 /* The runbook's "Test Auto-Restart" request, verbatim. */
 static const char RUNBOOK_RESTART_REQUEST[] =
 	"# Manually create restart request\n"
@@ -499,11 +525,7 @@ static void runbook_test_auto_restart(void **state)
 {
 	(void)state;
 	itest_vigild_start(&H);
-	spawn_demo("worker-test-001", "test-worker", "test-task", NULL, false, BEAT10);
-	json_t *reg = wait_registered("worker-test-001", 0, 5000);
-	CHECK(reg != NULL, "worker-test-001 was not registered within 5 s of vigilctl spawn");
-	pid_t old = (pid_t)itest_int(reg, "pid");
-	json_decref(reg);
+	pid_t old = spawn_registered("worker-test-001", "test-worker", "test-task", BEAT10);
 	CHECK(wait_spec_pid("worker-test-001", 0, 3000) == old, "active/worker-test-001.json does not name pid %d",
 	      (int)old);
 
@@ -553,11 +575,7 @@ static void runbook_test_circuit_breaker(void **state)
 	(void)state;
 	itest_vigild_start(&H);
 	const char *id = "worker-test-002";
-	spawn_demo(id, "test-worker", "test-task", NULL, false, BEAT10);
-	json_t *reg = wait_registered(id, 0, 5000);
-	CHECK(reg != NULL, "%s was not registered within 5 s", id);
-	pid_t old = (pid_t)itest_int(reg, "pid");
-	json_decref(reg);
+	pid_t old = spawn_registered(id, "test-worker", "test-task", BEAT10);
 
 	/* The runbook's lines carry whole-second timestamps, and vigild dates
 	 * the opening by the record's own time (on_history_record), so the
@@ -776,17 +794,10 @@ static void kill9_vigild_with_pending_restart_exactly_once(void **state)
 	write_restart_policy(1.0, 3);
 	itest_vigild_start(&H);
 	const char *id = "worker-kx-001";
-	spawn_demo(id, "kx", "kx-task", NULL, false, BEAT10);
-	json_t *reg = wait_registered(id, 0, 5000);
-	CHECK(reg != NULL, "%s was not registered within 5 s", id);
-	pid_t old = (pid_t)itest_int(reg, "pid");
-	json_decref(reg);
+	pid_t old = spawn_registered(id, "kx", "kx-task", BEAT10);
 
 	char req[256];
-	snprintf(req, sizeof req, "%s", ctl_restart(id, "kill9_test"));
-	int64_t t_req = itest_mono_ms();
-	CHECK(wait_text_count(RLOG, "restart of worker-kx-001 requested", 1, 3000), "vigild did not take %s", req);
-	CHECK(wait_gone(old, 3000), "the old process %d did not end for the restart", (int)old);
+	int64_t t_req = restart_and_await_end(id, old, "kill9_test", req, sizeof req);
 	itest_sleep_ms(50);
 	/* The delay is 1 s: the restart is pending now. */
 	CHECK(itest_mono_ms() - t_req < 800, "too slow to kill vigild inside the restart's delay (%lld ms)",
@@ -806,11 +817,7 @@ static void kill9_vigild_right_after_respawn_exactly_once(void **state)
 	(void)state;
 	itest_vigild_start(&H);
 	const char *id = "worker-kx-002";
-	spawn_demo(id, "kx", "kx-task", NULL, false, BEAT10);
-	json_t *reg = wait_registered(id, 0, 5000);
-	CHECK(reg != NULL, "%s was not registered within 5 s", id);
-	pid_t old = (pid_t)itest_int(reg, "pid");
-	json_decref(reg);
+	pid_t old = spawn_registered(id, "kx", "kx-task", BEAT10);
 
 	char req[256];
 	snprintf(req, sizeof req, "%s", ctl_restart(id, "kill9_test"));
@@ -1213,11 +1220,7 @@ static void repeated_request_name_runs_again(void **state)
 {
 	(void)state;
 	itest_vigild_start(&H);
-	spawn_demo("worker-test-001", "test-worker", "test-task", NULL, false, BEAT10);
-	json_t *reg = wait_registered("worker-test-001", 0, 5000);
-	CHECK(reg != NULL, "worker-test-001 was not registered");
-	pid_t p0 = (pid_t)itest_int(reg, "pid");
-	json_decref(reg);
+	pid_t p0 = spawn_registered("worker-test-001", "test-worker", "test-task", BEAT10);
 
 	char *out = NULL;
 	CHECK(itest_sh(&H, RUNBOOK_RESTART_REQUEST, &out, 10000) == 0, "the runbook's request heredoc failed");
@@ -1284,12 +1287,7 @@ static bool wait_reaped(pid_t pid, int timeout_ms)
 static pid_t spawn_lingerer(const char *id)
 {
 	static const char *const LINGER[] = {"--beat-ms", "10", "--linger-ms", "60000", NULL};
-	spawn_demo(id, "linger", "linger-task", NULL, false, LINGER);
-	json_t *reg = wait_registered(id, 0, 5000);
-	CHECK(reg != NULL, "%s was not registered within 5 s of vigilctl spawn", id);
-	pid_t pid = (pid_t)itest_int(reg, "pid");
-	json_decref(reg);
-	return pid;
+	return spawn_registered(id, "linger", "linger-task", LINGER);
 }
 
 /* Order, from the log an operator reads: SIGKILL to the old process of
@@ -1458,11 +1456,7 @@ static void queued_restart_not_doubled_after_crash(void **state)
 	(void)state;
 	itest_vigild_start(&H);
 	const char *id = "worker-once-001";
-	spawn_demo(id, "once", "once-task", NULL, false, BEAT10);
-	json_t *reg = wait_registered(id, 0, 5000);
-	CHECK(reg != NULL, "%s was not registered", id);
-	pid_t pid = (pid_t)itest_int(reg, "pid");
-	json_decref(reg);
+	pid_t pid = spawn_registered(id, "once", "once-task", BEAT10);
 	CHECK(wait_spec_pid(id, 0, 3000) == pid, "active/%s.json does not name pid %d", id, (int)pid);
 	json_t *sp = spec(ACTIVE, id);
 	CHECK(sp != NULL && json_is_true(json_object_get(sp, "spawned")), "the spec does not say spawned");
@@ -1558,11 +1552,7 @@ static void detached_child_is_reaped(void **state)
 	const char *id = "worker-bye-001";
 	/* It stays 500 ms after its goodbye: vigild sees the goodbye first. */
 	static const char *const BYE[] = {"--beat-ms", "10", "--detach-after-ms", "300", "--linger-ms", "500", NULL};
-	spawn_demo(id, "bye", "bye-task", NULL, false, BYE);
-	json_t *reg = wait_registered(id, 0, 5000);
-	CHECK(reg != NULL, "%s was not registered", id);
-	pid_t pid = (pid_t)itest_int(reg, "pid");
-	json_decref(reg);
+	pid_t pid = spawn_registered(id, "bye", "bye-task", BYE);
 	json_t *det = itest_wait_event(&H, HB, "worker_detached", id, 3000);
 	CHECK(det != NULL, "no worker_detached for %s", id);
 	json_decref(det);
@@ -1651,17 +1641,10 @@ static void restart_verdict_waits_for_a_stalled_scanner(void **state)
 	itest_vigild_start(&H);
 	unsetenv("VIGIL_DEBUG");
 	const char *id = "worker-stall-001";
-	spawn_demo(id, "stall", "stall-task", NULL, false, BEAT10);
-	json_t *reg = wait_registered(id, 0, 5000);
-	CHECK(reg != NULL, "%s was not registered within 5 s", id);
-	pid_t old = (pid_t)itest_int(reg, "pid");
-	json_decref(reg);
+	pid_t old = spawn_registered(id, "stall", "stall-task", BEAT10);
 
 	char req[256];
-	snprintf(req, sizeof req, "%s", ctl_restart(id, "stall_test"));
-	int64_t t_req = itest_mono_ms();
-	CHECK(wait_text_count(RLOG, "restart of worker-stall-001 requested", 1, 3000), "vigild did not take %s", req);
-	CHECK(wait_gone(old, 3000), "the old process %d did not end for the restart", (int)old);
+	int64_t t_req = restart_and_await_end(id, old, "stall_test", req, sizeof req);
 	/* The replacement starts 1 s after the request.  Stall the scanner
 	 * from now for 2 s: the spawn (action thread) and the 0.2 s first-beat
 	 * deadline both fall inside the stall. */
