@@ -250,19 +250,33 @@ bool itest_wait_file(const struct itest_home *h, const char *rel, bool exists, i
 	}
 }
 
-bool itest_wait_text(const struct itest_home *h, const char *rel, const char *needle, int timeout_ms)
+int itest_count_text(const struct itest_home *h, const char *rel, const char *needle)
+{
+	char *s = itest_read_file(h, rel);
+	if (s == NULL)
+		return 0;
+	int n = 0;
+	for (const char *p = s; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+		n++;
+	free(s);
+	return n;
+}
+
+bool itest_wait_text_count(const struct itest_home *h, const char *rel, const char *needle, int n, int timeout_ms)
 {
 	int64_t deadline = itest_mono_ms() + timeout_ms;
 	for (;;) {
-		char *s = itest_read_file(h, rel);
-		bool found = s != NULL && strstr(s, needle) != NULL;
-		free(s);
-		if (found)
+		if (itest_count_text(h, rel, needle) >= n)
 			return true;
 		if (itest_mono_ms() >= deadline)
 			return false;
 		itest_sleep_ms(5);
 	}
+}
+
+bool itest_wait_text(const struct itest_home *h, const char *rel, const char *needle, int timeout_ms)
+{
+	return itest_wait_text_count(h, rel, needle, 1, timeout_ms);
 }
 
 void itest_write_file(const struct itest_home *h, const char *rel, const char *text)
@@ -467,18 +481,26 @@ void itest_signal(pid_t pid, int sig)
 		fail_msg("itest: kill(%d, %d): %s", (int)pid, sig, strerror(errno));
 }
 
-bool itest_alive(pid_t pid)
+const char *itest_proc_stat(pid_t pid, char *buf, size_t len)
 {
-	char path[64], buf[512];
+	char path[64];
 	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return false;
-	ssize_t n = read(fd, buf, sizeof buf - 1);
+		return NULL;
+	ssize_t n = read(fd, buf, len - 1);
 	close(fd);
 	if (n <= 0)
-		return false;
+		return NULL;
 	buf[n] = '\0';
+	return buf;
+}
+
+bool itest_alive(pid_t pid)
+{
+	char buf[512];
+	if (itest_proc_stat(pid, buf, sizeof buf) == NULL)
+		return false;
 	const char *p = strrchr(buf, ')');
 	/* State Z (zombie) or X (dead): the process has ended. */
 	return p != NULL && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
@@ -962,4 +984,34 @@ int itest_vigild_run(const struct itest_home *h, const char *const *extra, char 
 	else
 		free(e);
 	return rc;
+}
+
+int itest_procs_of(const struct itest_home *h, const char *worker_id, pid_t *out, int max)
+{
+	char e1[128], e2[128];
+	snprintf(e1, sizeof e1, "VIGIL_SHM=%s", h->shm);
+	snprintf(e2, sizeof e2, "WORKER_ID=%s", worker_id);
+	const char *envs[] = {e1, e2, NULL};
+	return itest_procs_with_env(envs, out, max);
+}
+
+const char *itest_str(const json_t *obj, const char *key)
+{
+	const char *s = json_string_value(json_object_get(obj, key));
+	return s != NULL ? s : "";
+}
+
+int itest_finish(struct itest_home *h, void (*before_files_go)(void))
+{
+	if (h->vigild > 0) {
+		kill(h->vigild, SIGCONT); /* a test may have stopped it */
+		itest_vigild_stop(h, 5000);
+	}
+	itest_kill_segment_users(h->shm);
+	int bad = itest_sanitizer_reports(h);
+	if (before_files_go != NULL)
+		before_files_go();
+	itest_teardown();
+	memset(h, 0, sizeof *h);
+	return bad == 0 ? 0 : -1;
 }

@@ -40,6 +40,8 @@
 #include <sys/types.h>
 
 #define ITEST_PATH_MAX 512
+/* vigild's restart log, relative to the home. */
+#define ITEST_RESTART_LOG "agents/logs/system/worker-restart-daemon.log"
 
 struct itest_home {
 	char dir[ITEST_PATH_MAX];    /* /tmp/vigil-it-XXXXXX */
@@ -87,6 +89,11 @@ json_t *itest_read_json(const struct itest_home *h, const char *rel);
 /* Polls until the file at <dir>/<rel> contains needle (strstr); true when
  * it did within timeout_ms. */
 bool itest_wait_text(const struct itest_home *h, const char *rel, const char *needle, int timeout_ms);
+/* Occurrences of needle in <dir>/<rel> (0 when the file is absent). */
+int itest_count_text(const struct itest_home *h, const char *rel, const char *needle);
+/* Polls every 5 ms until needle occurs at least n times; true when it did
+ * within timeout_ms. */
+bool itest_wait_text_count(const struct itest_home *h, const char *rel, const char *needle, int n, int timeout_ms);
 
 /* ---- vigild -------------------------------------------------------------- */
 
@@ -129,6 +136,8 @@ void itest_track_pid(pid_t pid);
 void itest_signal(pid_t pid, int sig);
 /* True while pid exists and is not a zombie. */
 bool itest_alive(pid_t pid);
+/* /proc/<pid>/stat into buf (NUL-terminated): buf, or NULL when pid is gone. */
+const char *itest_proc_stat(pid_t pid, char *buf, size_t len);
 /* Waits up to timeout_ms for our child pid to end and reaps it: returns
  * the exit code, 128 + signal, or -1 on timeout (the child is left alone). */
 int itest_reap(pid_t pid, int timeout_ms);
@@ -157,6 +166,8 @@ json_t *itest_wait_event(const struct itest_home *h, const char *file, const cha
 size_t itest_count_events(const struct itest_home *h, const char *file, const char *event, const char *worker_id);
 /* Integer member of an object (fails the test when missing or not an integer). */
 int64_t itest_int(const json_t *obj, const char *key);
+/* String member of an object, "" when missing or not a string. */
+const char *itest_str(const json_t *obj, const char *key);
 
 /* ---- cleanup ------------------------------------------------------------------- */
 
@@ -170,6 +181,13 @@ int itest_sanitizer_reports(const struct itest_home *h);
 /* Kills and reaps every process started, unlinks every segment, removes
  * every home.  Idempotent; safe from atexit(). */
 void itest_teardown(void);
+/* The end of a test with a home: stops vigild politely (so that a sanitizer
+ * build prints its exit-time reports), kills the workers still on h's
+ * segment, scans for sanitizer reports, runs before_files_go (may be NULL:
+ * a test's own cleanup that needs the processes dead and the files still
+ * there), then itest_teardown() and clears h.  0, or -1 when a sanitizer
+ * reported (a cmocka teardown's return value). */
+int itest_finish(struct itest_home *h, void (*before_files_go)(void));
 /* Also unlink this segment name at teardown (a segment a test made itself). */
 void itest_track_segment(const char *name);
 
@@ -190,6 +208,9 @@ int itest_procs_with_env(const char *const *envs, pid_t *out, int max);
  * reaps those that were handed to us as orphans).  Returns how many were
  * signalled. */
 int itest_kill_segment_users(const char *shm);
+/* The live processes of worker_id on h's segment (by VIGIL_SHM and
+ * WORKER_ID in their environment), as itest_procs_with_env. */
+int itest_procs_of(const struct itest_home *h, const char *worker_id, pid_t *out, int max);
 
 /* ---- additions (hostile tests) ------------------------------------------------------------------ */
 

@@ -1,5 +1,6 @@
 /*
- * itest_check.h - the checks the integration suites share.
+ * itest_check.h - the checks the integration suites share, and the
+ * harness's calls bound to the suite's home H.
  *
  * A test file includes it after declaring `static struct itest_home H;` and
  * before defining `static void dump_state(void)` (what to show, with
@@ -69,6 +70,27 @@ static inline void soft_done(void)
 		dump_state();
 		fail_msg("%s", soft_msgs);
 	}
+}
+
+/* ---- the harness on H ---------------------------------------------------- */
+
+static inline int count_text(const char *rel, const char *needle) { return itest_count_text(&H, rel, needle); }
+
+static inline bool wait_text_count(const char *rel, const char *needle, int n, int timeout_ms)
+{
+	return itest_wait_text_count(&H, rel, needle, n, timeout_ms);
+}
+
+static inline const char *str(const json_t *o, const char *key) { return itest_str(o, key); }
+
+static inline int procs_of(const char *id, pid_t *out, int max) { return itest_procs_of(&H, id, out, max); }
+
+/* "spawned <id> (" lines in the restart log: one per process vigild started. */
+static inline int spawned_lines(const char *id)
+{
+	char needle[128];
+	snprintf(needle, sizeof needle, "spawned %s (", id);
+	return itest_count_text(&H, ITEST_RESTART_LOG, needle);
 }
 
 #endif /* VIGIL_ITEST_CHECK_H */

@@ -102,17 +102,8 @@ static void dump_state(void)
 
 static pid_t ppid_of(pid_t pid)
 {
-	char path[64], buf[512];
-	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	ssize_t n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	const char *p = strrchr(buf, ')');
+	char buf[512];
+	const char *p = itest_proc_stat(pid, buf, sizeof buf) != NULL ? strrchr(buf, ')') : NULL;
 	int ppid = 0;
 	if (p == NULL || sscanf(p + 1, " %*c %d", &ppid) != 1)
 		return 0;
@@ -232,14 +223,27 @@ static int setup(void **state)
 	return 0;
 }
 
+static pid_t notify_left[32];
+static int notify_left_n;
+
+static void kill_notify_left(void)
+{
+	for (int i = 0; i < notify_left_n; i++) {
+		if (itest_alive(notify_left[i])) {
+			kill(notify_left[i], SIGCONT);
+			kill(notify_left[i], SIGKILL);
+		}
+	}
+	notify_left_n = 0;
+}
+
 static int teardown(void **state)
 {
 	(void)state;
 	/* notify_command children run under vigild, in groups of their own,
 	 * without VIGIL_SHM: vigild ends them when it stops; whatever is left
-	 * is killed here (by pid, just found under this vigild). */
-	pid_t notify[32];
-	int nn = 0;
+	 * is killed (by pid, found under this vigild while it runs). */
+	notify_left_n = 0;
 	if (H.vigild > 0) {
 		pid_t below[64];
 		int n = procs_below(H.vigild, NULL, below, 64);
@@ -247,25 +251,11 @@ static int teardown(void **state)
 			char cmd[256];
 			cmdline_of(below[i], cmd, sizeof cmd);
 			if ((strncmp(cmd, "sh -c", 5) == 0 || strncmp(cmd, "sleep", 5) == 0 || strncmp(cmd, "cat", 3) == 0) &&
-			    nn < 32)
-				notify[nn++] = below[i];
-		}
-		/* Stop vigild politely first, so that a sanitizer build gets to
-		 * print its exit-time reports before we look. */
-		kill(H.vigild, SIGCONT);
-		itest_vigild_stop(&H, 5000);
-	}
-	itest_kill_segment_users(H.shm);
-	for (int i = 0; i < nn; i++) {
-		if (itest_alive(notify[i])) {
-			kill(notify[i], SIGCONT);
-			kill(notify[i], SIGKILL);
+			    notify_left_n < 32)
+				notify_left[notify_left_n++] = below[i];
 		}
 	}
-	int bad = itest_sanitizer_reports(&H);
-	itest_teardown();
-	memset(&H, 0, sizeof H);
-	return bad == 0 ? 0 : -1;
+	return itest_finish(&H, kill_notify_left);
 }
 
 /* ---- helpers ---------------------------------------------------------------------- */
@@ -314,12 +304,6 @@ static void spawn_demo(const char *id, const char *type, const char *const *demo
 		cmd[n++] = demo_args[i];
 	cmd[n] = NULL;
 	spawn_cmd(id, type, cmd);
-}
-
-static const char *str(const json_t *o, const char *key)
-{
-	const char *s = json_string_value(json_object_get(o, key));
-	return s != NULL ? s : "";
 }
 
 static double dbl(const json_t *o, const char *key)
@@ -532,39 +516,6 @@ static void check_decision(const json_t *d, const json_t *p, double threshold, c
 	      "decision max_fixes_per_hour %lld fixes_in_last_hour %lld", (long long)int_or(d, "max_fixes_per_hour", -1),
 	      (long long)int_or(d, "fixes_in_last_hour", -1));
 	CHECK(iso_timestamp_ok(str(d, "timestamp")), "decision timestamp '%s'", str(d, "timestamp"));
-}
-
-/* Occurrences of needle in the file <home>/<rel> (0 when absent). */
-static int count_text(const char *rel, const char *needle)
-{
-	char *s = itest_read_file(&H, rel);
-	if (s == NULL)
-		return 0;
-	int n = 0;
-	for (const char *p = s; (p = strstr(p, needle)) != NULL; p += strlen(needle))
-		n++;
-	free(s);
-	return n;
-}
-
-static bool wait_text_count(const char *rel, const char *needle, int n, int timeout_ms)
-{
-	int64_t deadline = itest_mono_ms() + timeout_ms;
-	for (;;) {
-		if (count_text(rel, needle) >= n)
-			return true;
-		if (itest_mono_ms() >= deadline)
-			return false;
-		itest_sleep_ms(10);
-	}
-}
-
-/* "spawned <id> (" lines in the restart log: one per process vigild started. */
-static int spawned_lines(const char *id)
-{
-	char needle[128];
-	snprintf(needle, sizeof needle, "spawned %s (", id);
-	return count_text(RLOG, needle);
 }
 
 /* Integer member of auto-fix-daemon-metrics.json (-1 when absent). */
@@ -1151,16 +1102,6 @@ static void slow_start_silent_restart(void **state)
 	json_decref(s1);
 	json_decref(s2);
 	soft_done();
-}
-
-/* Live processes started for worker id on this test's segment. */
-static int procs_of(const char *id, pid_t *out, int max)
-{
-	char e1[128], e2[128];
-	snprintf(e1, sizeof e1, "VIGIL_SHM=%s", H.shm);
-	snprintf(e2, sizeof e2, "WORKER_ID=%s", id);
-	const char *envs[] = {e1, e2, NULL};
-	return itest_procs_with_env(envs, out, max);
 }
 
 /* A healthy worker whose restart request is taken before vigild has seen

@@ -254,17 +254,8 @@ static bool reaper_on;
 
 static bool is_orphan_worker(pid_t pid)
 {
-	char path[64], buf[512];
-	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	ssize_t n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return false;
-	buf[n] = '\0';
-	const char *o = strchr(buf, '(');
+	char buf[512];
+	const char *o = itest_proc_stat(pid, buf, sizeof buf) != NULL ? strchr(buf, '(') : NULL;
 	return o != NULL && strncmp(o + 1, "vigil-demo-work", 15) == 0;
 }
 
@@ -359,33 +350,17 @@ static pid_t bystander_start(void)
 
 static char proc_state(pid_t pid)
 {
-	char path[64], buf[512];
-	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	char buf[512];
+	if (itest_proc_stat(pid, buf, sizeof buf) == NULL)
 		return 'X';
-	ssize_t n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return 'X';
-	buf[n] = '\0';
 	const char *p = strrchr(buf, ')');
 	return p != NULL && p[1] == ' ' ? p[2] : '?';
 }
 
 static uint64_t proc_start_ticks(pid_t pid)
 {
-	char path[64], buf[1024];
-	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	ssize_t n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	char *p = strrchr(buf, ')');
+	char buf[1024];
+	char *p = itest_proc_stat(pid, buf, sizeof buf) != NULL ? strrchr(buf, ')') : NULL;
 	if (p == NULL)
 		return 0;
 	int field = 2;
@@ -446,22 +421,18 @@ static int setup(void **state)
 	return 0;
 }
 
+static void hostile_cleanup(void)
+{
+	unmount_tmpfs();
+	remove_outside_dir();
+}
+
 static int teardown(void **state)
 {
 	(void)state;
 	reaper_stop();
 	kill_own_all();
-	if (H.vigild > 0) {
-		kill(H.vigild, SIGCONT);
-		itest_vigild_stop(&H, 5000);
-	}
-	itest_kill_segment_users(H.shm);
-	int bad = itest_sanitizer_reports(&H);
-	unmount_tmpfs();
-	remove_outside_dir();
-	itest_teardown();
-	memset(&H, 0, sizeof H);
-	return bad == 0 ? 0 : -1;
+	return itest_finish(&H, hostile_cleanup);
 }
 
 /* ---- helpers -------------------------------------------------------------------------- */
@@ -494,18 +465,6 @@ static int64_t wait_ticks_after(int64_t after, int timeout_ms)
 			return -1;
 		itest_sleep_ms(10);
 	}
-}
-
-static int count_text(const char *rel, const char *needle)
-{
-	char *s = itest_read_file(&H, rel);
-	if (s == NULL)
-		return 0;
-	int n = 0;
-	for (const char *p = s; (p = strstr(p, needle)) != NULL; p += strlen(needle))
-		n++;
-	free(s);
-	return n;
 }
 
 static bool wait_text(const char *rel, const char *needle, int timeout_ms)
@@ -1853,14 +1812,9 @@ static void kill9_rounds_nothing_forgotten_or_doubled(void **state)
 		for (int m = 0; m < nmiss && m < 4 && r == first_miss_round(nmiss, r); m++) {
 			char pidtxt[32];
 			snprintf(pidtxt, sizeof pidtxt, "pid %d", (int)missing[m]);
-			char statp[64], stat[256] = "";
-			snprintf(statp, sizeof statp, "/proc/%d/stat", (int)missing[m]);
-			int sfd = open(statp, O_RDONLY | O_CLOEXEC);
-			if (sfd >= 0) {
-				ssize_t sn = read(sfd, stat, sizeof stat - 1);
-				stat[sn > 0 ? sn : 0] = '\0';
-				close(sfd);
-			}
+			char stat[256] = "";
+			if (itest_proc_stat(missing[m], stat, sizeof stat) == NULL)
+				stat[0] = '\0';
 			fprintf(stderr, "  missing: pid %d is %s: %.120s\n", (int)missing[m], proc_worker_id(missing[m]), stat);
 			grep_file(RLOG, pidtxt);
 			grep_file(HB_LOG, pidtxt);

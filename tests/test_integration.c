@@ -69,16 +69,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	/* Stop vigild politely first, so that a sanitizer build gets to print
-	 * its exit-time reports (leaks, TSan's summary) before we look. */
-	if (H.vigild > 0) {
-		kill(H.vigild, SIGCONT);
-		itest_vigild_stop(&H, 5000);
-	}
-	int bad = itest_sanitizer_reports(&H);
-	itest_teardown();
-	memset(&H, 0, sizeof H);
-	return bad == 0 ? 0 : -1;
+	return itest_finish(&H, NULL);
 }
 
 static pid_t worker(const char *id, const char *type, const char *beat_ms, const char *health)

@@ -39,23 +39,9 @@ static char tmux_sock[ITEST_PATH_MAX]; /* its socket (in the home); "" none star
 
 /* ---- helpers ------------------------------------------------------------------ */
 
-static void dump_home(void)
-{
-	if (H.dir[0] == '\0')
-		return;
-	char *s = itest_read_file(&H, "vigild.out");
-	fprintf(stderr, "---- vigild.out:\n%s\n", s != NULL ? s : "(none)");
-	free(s);
-}
+#include "itest_check.h"
 
-#define CHECK(cond, ...)                                                                                   \
-	do {                                                                                               \
-		if (!(cond)) {                                                                             \
-			fprintf(stderr, "CHECK failed at %s:%d: %s\n", __FILE__, __LINE__, #cond);         \
-			dump_home();                                                                       \
-			fail_msg(__VA_ARGS__);                                                             \
-		}                                                                                          \
-	} while (0)
+static void dump_state(void) { dump_tail("vigild.out", "vigild.out", 40); }
 
 /* Runs vigilctl ARGS... --home H --shm S; stdout in *out (may be NULL). */
 static int ctl(char **out, const char *a1, const char *a2, const char *a3, const char *a4, const char *a5)
@@ -268,12 +254,7 @@ static int teardown(void **state)
 		tmux(NULL, "kill-server", NULL, NULL, NULL, NULL, NULL);
 		tmux_sock[0] = '\0';
 	}
-	int reports = itest_sanitizer_reports(&H);
-	itest_teardown();
-	memset(&H, 0, sizeof H);
-	if (reports > 0)
-		fail_msg("sanitizer reports in %d output file(s)", reports);
-	return 0;
+	return itest_finish(&H, NULL);
 }
 
 /* ---- top ---------------------------------------------------------------------- */

@@ -105,18 +105,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	/* Stop vigild politely first, so that a sanitizer build gets to print
-	 * its exit-time reports before we look. */
-	if (H.vigild > 0) {
-		kill(H.vigild, SIGCONT);
-		itest_vigild_stop(&H, 5000);
-	}
-	/* Workers vigild started are not ours: find them by the segment. */
-	itest_kill_segment_users(H.shm);
-	int bad = itest_sanitizer_reports(&H);
-	itest_teardown();
-	memset(&H, 0, sizeof H);
-	return bad == 0 ? 0 : -1;
+	return itest_finish(&H, NULL);
 }
 
 /* ---- helpers ---------------------------------------------------------------------- */
@@ -289,45 +278,6 @@ static json_t *wait_history(const char *key, const char *value, size_t n, int ti
 	}
 }
 
-static const char *str(const json_t *o, const char *key)
-{
-	const char *s = json_string_value(json_object_get(o, key));
-	return s != NULL ? s : "";
-}
-
-/* Occurrences of needle in the file <home>/<rel> (0 when absent). */
-static int count_text(const char *rel, const char *needle)
-{
-	char *s = itest_read_file(&H, rel);
-	if (s == NULL)
-		return 0;
-	int n = 0;
-	for (const char *p = s; (p = strstr(p, needle)) != NULL; p += strlen(needle))
-		n++;
-	free(s);
-	return n;
-}
-
-/* "spawned <id> " lines in the restart log: one per process vigild started. */
-static int spawned_lines(const char *id)
-{
-	char needle[128];
-	snprintf(needle, sizeof needle, "spawned %s (", id);
-	return count_text(RLOG, needle);
-}
-
-static bool wait_text_count(const char *rel, const char *needle, int n, int timeout_ms)
-{
-	int64_t deadline = itest_mono_ms() + timeout_ms;
-	for (;;) {
-		if (count_text(rel, needle) >= n)
-			return true;
-		if (itest_mono_ms() >= deadline)
-			return false;
-		itest_sleep_ms(10);
-	}
-}
-
 /* Request files (*.json, not hidden) in a directory under the home. */
 static int count_dir(const char *rel, const char *suffix)
 {
@@ -416,16 +366,6 @@ static bool wait_breaker(const char *type, const char *want_state, int timeout_m
 			return false;
 		itest_sleep_ms(10);
 	}
-}
-
-/* Live processes started for worker id on this test's segment. */
-static int procs_of(const char *id, pid_t *out, int max)
-{
-	char e1[128], e2[128];
-	snprintf(e1, sizeof e1, "VIGIL_SHM=%s", H.shm);
-	snprintf(e2, sizeof e2, "WORKER_ID=%s", id);
-	const char *envs[] = {e1, e2, NULL};
-	return itest_procs_with_env(envs, out, max);
 }
 
 static const char *base_name(const char *path)
