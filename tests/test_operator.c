@@ -756,6 +756,90 @@ static void test_prom_render(void **state)
 	json_decref(pt);
 }
 
+/* ---- help, version, usage errors ------------------------------------------------------ */
+
+/* Runs argv; exit code, stdout and stderr (malloc'd) into the outputs. */
+static int run_cli(const char *const *argv, char **out, char **err)
+{
+	*out = *err = NULL;
+	int rc = itest_run(argv, NULL, out, err, 20000);
+	if (*out == NULL)
+		*out = strdup("");
+	if (*err == NULL)
+		*err = strdup("");
+	return rc;
+}
+
+/* Every command and subcommand answers --help on stdout with exit 0; both
+ * programs answer --version; operands and options a command does not take
+ * are usage errors (exit 2; 3 "UNKNOWN" for check, the plugin convention)
+ * with the reason on stderr. */
+static void test_cli_help_version_usage(void **state)
+{
+	(void)state;
+	static const char *const cmds[] = {"status",	"top",		   "check",    "metrics",
+					   "emit",	"spawn",	   "restart",  "cleanup-zombies",
+					   "breakers", "breaker",	   "quarantine"};
+	char *out, *err;
+	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+		const char *argv[] = {VIGILCTL_PATH, cmds[i], "--help", NULL};
+		int rc = run_cli(argv, &out, &err);
+		char want[64];
+		snprintf(want, sizeof want, "usage: vigilctl %s", cmds[i]);
+		CHECK(rc == 0 && strncmp(out, want, strlen(want)) == 0 && err[0] == '\0',
+		      "vigilctl %s --help: exit %d, stdout '%.80s', stderr '%s'", cmds[i], rc, out, err);
+		CHECK(strlen(out) > strlen(want) + 40, "vigilctl %s --help says too little: '%s'", cmds[i], out);
+		free(out);
+		free(err);
+	}
+	const char *const tops[][3] = {
+		{VIGILCTL_PATH, "--help", "usage: vigilctl "},
+		{VIGILCTL_PATH, "--version", "vigilctl "},
+		{VIGILD_PATH, "--help", "usage: vigild "},
+		{VIGILD_PATH, "--version", "vigild "},
+	};
+	for (size_t i = 0; i < sizeof tops / sizeof tops[0]; i++) {
+		const char *argv[] = {tops[i][0], tops[i][1], NULL};
+		int rc = run_cli(argv, &out, &err);
+		CHECK(rc == 0 && strncmp(out, tops[i][2], strlen(tops[i][2])) == 0,
+		      "%s %s: exit %d, stdout '%.80s', stderr '%s'", tops[i][0], tops[i][1], rc, out, err);
+		free(out);
+		free(err);
+	}
+	/* Operands where none is taken. */
+	static const char *const no_operand[] = {"status", "top", "metrics", "breakers"};
+	for (size_t i = 0; i < sizeof no_operand / sizeof no_operand[0]; i++) {
+		const char *argv[] = {VIGILCTL_PATH, no_operand[i], "--home", H.dir, "extra", NULL};
+		int rc = run_cli(argv, &out, &err);
+		CHECK(rc == 2 && strstr(err, "unexpected argument 'extra'") != NULL,
+		      "vigilctl %s extra: exit %d, stderr '%s'", no_operand[i], rc, err);
+		free(out);
+		free(err);
+	}
+	{
+		const char *argv[] = {VIGILCTL_PATH, "check", "--home", H.dir, "extra", NULL};
+		int rc = run_cli(argv, &out, &err);
+		CHECK(rc == 3 && strncmp(out, "VIGIL UNKNOWN", 13) == 0 && strstr(err, "unexpected argument") != NULL,
+		      "vigilctl check extra: exit %d, stdout '%s', stderr '%s'", rc, out, err);
+		free(out);
+		free(err);
+	}
+	/* An unknown option, an option without its value, an unknown command. */
+	const char *const bad[][4] = {
+		{"status", "--bogus", "unknown option '--bogus'"},
+		{"restart", "--reason", "needs an argument"},
+		{"no-such-command", NULL, "no-such-command"},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		const char *argv[] = {VIGILCTL_PATH, bad[i][0], bad[i][1], NULL};
+		int rc = run_cli(argv, &out, &err);
+		CHECK(rc == 2 && strstr(err, bad[i][2]) != NULL, "vigilctl %s %s: exit %d, stderr '%s'", bad[i][0],
+		      bad[i][1] != NULL ? bad[i][1] : "", rc, err);
+		free(out);
+		free(err);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -768,6 +852,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_check_zombie, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_check_vigild_down, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_metrics_prom, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cli_help_version_usage, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

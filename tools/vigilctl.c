@@ -190,6 +190,24 @@ static const char *render_arg(const char *s, char *buf, size_t len)
 	return buf;
 }
 
+/* The last rows of every subcommand's option table: --home, --shm, --help
+ * and the end. */
+#define COMMON_OPTIONS                                                                                     \
+	{"home", required_argument, NULL, 'H'}, {"shm", required_argument, NULL, 'S'},                    \
+		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}
+
+/* After getopt: a subcommand that takes no operands refuses one.
+ * EXIT_OK, or EXIT_USAGE with the reason on stderr. */
+static int no_operands(const char *cmd, int argc, char **argv)
+{
+	if (optind >= argc)
+		return EXIT_OK;
+	char rb[160];
+	fprintf(stderr, "vigilctl %s: unexpected argument '%s' (see vigilctl %s --help)\n", cmd,
+		render_arg(argv[optind], rb, sizeof rb), cmd);
+	return EXIT_USAGE;
+}
+
 /* Copies a fixed 64-byte id field out of the segment into a printable,
  * NUL-terminated string: the id itself when it obeys the name rule, else
  * its bytes with anything outside [A-Za-z0-9._-] escaped as \xNN. */
@@ -448,10 +466,7 @@ static int cmd_status(int argc, char **argv, struct common *c)
 {
 	static const struct option opts[] = {
 		{"json", no_argument, NULL, 'j'},
-		{"home", required_argument, NULL, 'H'},
-		{"shm", required_argument, NULL, 'S'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+		COMMON_OPTIONS,
 	};
 	const struct cmd *self = find_cmd("status");
 	bool json = false;
@@ -476,12 +491,9 @@ static int cmd_status(int argc, char **argv, struct common *c)
 		default: return bad_option("status", opt, argv);
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr, "vigilctl status: unexpected argument '%s' (see vigilctl status --help)\n",
-			argv[optind]);
-		return EXIT_USAGE;
-	}
-	int rc = resolve(c);
+	int rc = no_operands("status", argc, argv);
+	if (rc == EXIT_OK)
+		rc = resolve(c);
 	if (rc != EXIT_OK)
 		return rc;
 	struct vigil_segment seg;
@@ -603,10 +615,7 @@ static int cmd_emit(int argc, char **argv, struct common *c)
 		{"pid", required_argument, NULL, 'p'},
 		{"type", required_argument, NULL, 't'},
 		{"task-id", required_argument, NULL, 'k'},
-		{"home", required_argument, NULL, 'H'},
-		{"shm", required_argument, NULL, 'S'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+		COMMON_OPTIONS,
 	};
 	const struct cmd *self = find_cmd("emit");
 	const char *pid_s = NULL, *type = NULL, *task = NULL;
@@ -1242,10 +1251,7 @@ static int cmd_spawn(int argc, char **argv, struct common *c)
 		{"cwd", required_argument, NULL, 'C'},
 		{"id", required_argument, NULL, 'i'},
 		{"wait", no_argument, NULL, 'w'},
-		{"home", required_argument, NULL, 'H'},
-		{"shm", required_argument, NULL, 'S'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+		COMMON_OPTIONS,
 	};
 	const struct cmd *self = find_cmd("spawn");
 	const char *type = NULL, *task = NULL, *timeout_s = NULL, *tokens_s = NULL, *cwd_arg = NULL, *id_arg = NULL;
@@ -1559,10 +1565,7 @@ static int cmd_restart(int argc, char **argv, struct common *c)
 		{"reason", required_argument, NULL, 'r'},
 		{"type", required_argument, NULL, 't'},
 		{"task-id", required_argument, NULL, 'k'},
-		{"home", required_argument, NULL, 'H'},
-		{"shm", required_argument, NULL, 'S'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+		COMMON_OPTIONS,
 	};
 	const struct cmd *self = find_cmd("restart");
 	const char *reason = "manual", *type_arg = NULL, *task_arg = NULL;
@@ -1846,10 +1849,7 @@ static int cmd_cleanup(int argc, char **argv, struct common *c)
 	static const struct option opts[] = {
 		{"wait-seconds", required_argument, NULL, 'W'},
 		{"json", no_argument, NULL, 'j'},
-		{"home", required_argument, NULL, 'H'},
-		{"shm", required_argument, NULL, 'S'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+		COMMON_OPTIONS,
 	};
 	const struct cmd *self = find_cmd("cleanup-zombies");
 	double wait_s = VIGILCTL_CONTROL_WAIT_S;
@@ -1953,10 +1953,7 @@ static int cmd_breakers(int argc, char **argv, struct common *c)
 {
 	static const struct option opts[] = {
 		{"json", no_argument, NULL, 'j'},
-		{"home", required_argument, NULL, 'H'},
-		{"shm", required_argument, NULL, 'S'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+		COMMON_OPTIONS,
 	};
 	const struct cmd *self = find_cmd("breakers");
 	bool json = false;
@@ -1980,12 +1977,9 @@ static int cmd_breakers(int argc, char **argv, struct common *c)
 		default: return bad_option("breakers", opt, argv);
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr, "vigilctl breakers: unexpected argument '%s' (see vigilctl breakers --help)\n",
-			argv[optind]);
-		return EXIT_USAGE;
-	}
-	int rc = resolve(c);
+	int rc = no_operands("breakers", argc, argv);
+	if (rc == EXIT_OK)
+		rc = resolve(c);
 	if (rc != EXIT_OK)
 		return rc;
 	struct breaker *bs = NULL;
@@ -2096,10 +2090,7 @@ static int run_simple_control(const struct simple_control *sc, int argc, char **
 	static const struct option opts[] = {
 		{"wait-seconds", required_argument, NULL, 'W'},
 		{"json", no_argument, NULL, 'j'},
-		{"home", required_argument, NULL, 'H'},
-		{"shm", required_argument, NULL, 'S'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+		COMMON_OPTIONS,
 	};
 	const struct cmd *self = find_cmd(sc->what);
 	double wait_s = VIGILCTL_CONTROL_WAIT_S;
@@ -2340,10 +2331,7 @@ static int cmd_metrics(int argc, char **argv, struct common *c)
 	static const struct option opts[] = {
 		{"json", no_argument, NULL, 'j'},
 		{"prom", no_argument, NULL, 'p'},
-		{"home", required_argument, NULL, 'H'},
-		{"shm", required_argument, NULL, 'S'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+		COMMON_OPTIONS,
 	};
 	const struct cmd *self = find_cmd("metrics");
 	bool json = false, prom = false;
@@ -2375,11 +2363,8 @@ static int cmd_metrics(int argc, char **argv, struct common *c)
 		default: return bad_option("metrics", opt, argv);
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr, "vigilctl metrics: unexpected argument '%s' (see vigilctl metrics --help)\n",
-			argv[optind]);
+	if (no_operands("metrics", argc, argv) != EXIT_OK)
 		return EXIT_USAGE;
-	}
 	if (json && prom) {
 		fprintf(stderr, "vigilctl metrics: --json and --prom are exclusive\n");
 		return EXIT_USAGE;
@@ -2507,10 +2492,7 @@ static int cmd_check(int argc, char **argv, struct common *c)
 		{"max-zombies", required_argument, NULL, 'z'},
 		{"min-health", required_argument, NULL, 'm'},
 		{"max-stale", required_argument, NULL, 's'},
-		{"home", required_argument, NULL, 'H'},
-		{"shm", required_argument, NULL, 'S'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+		COMMON_OPTIONS,
 	};
 	const struct cmd *self = find_cmd("check");
 	long max_zombies = 0, min_health = CHECK_MIN_HEALTH_DEFAULT;
@@ -2571,11 +2553,8 @@ static int cmd_check(int argc, char **argv, struct common *c)
 			return check_usage_error();
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr, "vigilctl check: unexpected argument '%s' (see vigilctl check --help)\n",
-			render_arg(argv[optind], rb, sizeof rb));
+	if (no_operands("check", argc, argv) != EXIT_OK)
 		return check_usage_error();
-	}
 	if (resolve(c) != EXIT_OK)
 		return check_out(CHECK_UNKNOWN, "cannot resolve the home or the segment name", NULL);
 
@@ -3359,10 +3338,7 @@ static int cmd_top(int argc, char **argv, struct common *c)
 		{"type", required_argument, NULL, 't'},
 		{"sort", required_argument, NULL, 's'},
 		{"reverse", no_argument, NULL, 'r'},
-		{"home", required_argument, NULL, 'H'},
-		{"shm", required_argument, NULL, 'S'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+		COMMON_OPTIONS,
 	};
 	const struct cmd *self = find_cmd("top");
 	bool once = false, reverse = false;
@@ -3417,11 +3393,8 @@ static int cmd_top(int argc, char **argv, struct common *c)
 		default: return bad_option("top", opt, argv);
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr, "vigilctl top: unexpected argument '%s' (see vigilctl top --help)\n",
-			render_arg(argv[optind], rb, sizeof rb));
+	if (no_operands("top", argc, argv) != EXIT_OK)
 		return EXIT_USAGE;
-	}
 	if (type != NULL && !vigil_id_valid(type)) {
 		fprintf(stderr, "vigilctl top: invalid worker type '%s': want [A-Za-z0-9._-]{1,64}, not starting with '.'\n",
 			render_arg(type, rb, sizeof rb));
