@@ -46,6 +46,7 @@
 #define TOK_SNAP 4
 #define TOK_RESTART 5
 #define TOK_WATCHDOG 6
+#define TOK_ENDING VIGIL_ACTION_TOK_ENDING
 
 static const char *const HB_POLICY = "heartbeat-policy.json";
 static const char *const RESTART_POLICY = "worker-restart-policy.json";
@@ -1101,6 +1102,11 @@ int vigil_action_run(struct vigil_action *a)
 			case TOK_WATCHDOG:
 				drain_fd(a->wdfd);
 				watchdog_ping(a);
+				break;
+			case TOK_ENDING:
+				/* Level-triggered: the entry is removed from the epoll
+				 * by the poll that sees the exit. */
+				vigil_restart_poll(a);
 				break;
 			default:
 				break;

@@ -25,6 +25,10 @@
 #include "scanner.h"
 #include "segment.h"
 
+/* The action thread's epoll token for the pidfds of processes being ended
+ * (restart.c adds and removes them): one exited, look at the endings. */
+#define VIGIL_ACTION_TOK_ENDING 7u
+
 struct vigil_action {
 	int home_fd;
 	int config_fd;

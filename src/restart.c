@@ -42,6 +42,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/pidfd.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
@@ -525,6 +526,12 @@ static void ending_free(struct vigil_action *a, struct vigil_ending *e)
 {
 	if (e->child)
 		reap_pidfd(e->pidfd);
+	/* Explicitly: the scanner may hold a dup of this pidfd (the same open
+	 * file), and an epoll entry lives as long as any fd of its file does;
+	 * a stale one would report the exit for ever. */
+	if (e->watched)
+		epoll_ctl(a->epfd, EPOLL_CTL_DEL, e->pidfd, NULL);
+	e->watched = false;
 	close(e->pidfd);
 	e->pidfd = -1;
 	a->rs.nendings--;
@@ -547,6 +554,10 @@ static bool ending_add(struct vigil_action *a, int pidfd, int32_t pid, bool kill
 		e->signal = signal;
 		e->due_ms = due_ms;
 		snprintf(e->id, sizeof e->id, "%s", id);
+		/* Its exit wakes the action thread; should epoll refuse (ENOMEM,
+		 * ENOSPC at max_user_watches), it is polled instead. */
+		struct epoll_event ev = {.events = EPOLLIN, .data.u64 = VIGIL_ACTION_TOK_ENDING};
+		e->watched = a->epfd >= 0 && epoll_ctl(a->epfd, EPOLL_CTL_ADD, pidfd, &ev) == 0;
 		r->nendings++;
 		return true;
 	}
@@ -651,9 +662,19 @@ static void endings_poll(struct vigil_action *a, uint64_t now, uint64_t *next)
 			ending_free(a, e);
 			continue;
 		}
-		/* A replacement waits on a kill entry: look often.  A child
-		 * that detached and runs on only needs reaping some time. */
-		uint64_t at = now + (e->kill ? ENDING_POLL_MS : ENDING_REAP_POLL_MS);
+		/* Watched: its exit wakes us; what is left is the clock (the
+		 * SIGKILL at the end of the grace, the give-up after it).  Not
+		 * watched: a replacement waits on a kill entry, so look often; a
+		 * child that detached and runs on only needs reaping some time. */
+		uint64_t at;
+		if (!e->watched)
+			at = now + (e->kill ? ENDING_POLL_MS : ENDING_REAP_POLL_MS);
+		else if (e->kill)
+			at = e->signal == SIGKILL ? e->due_ms + ENDING_GIVE_UP_MS : e->due_ms;
+		else
+			continue; /* nothing to do until it exits */
+		if (at <= now)
+			at = now + 1;
 		if (at < *next)
 			*next = at;
 	}
@@ -1200,8 +1221,8 @@ static void take_spawn_request(struct vigil_action *a, const char *name, uint64_
 	}
 	if (ending_find(r, id) >= 0) {
 		/* The last process of that id said goodbye but is still being
-		 * ended: the request waits in the queue (polled every
-		 * ENDING_POLL_MS meanwhile), so two never run side by side. */
+		 * ended: the request waits in the queue (taken again when that
+		 * process's exit wakes the poll), so two never run side by side. */
 		json_decref(o);
 		return;
 	}
@@ -1622,10 +1643,12 @@ static void lineages_due(struct vigil_action *a, uint64_t now, uint64_t seen_ms,
 					*next = l->due_ms;
 				break;
 			}
-			if (ending_find(r, l->id) >= 0) {
+			int ei = ending_find(r, l->id);
+			if (ei >= 0) {
 				/* Its predecessor detached but still runs: a
-				 * replacement never runs beside it. */
-				if (now + ENDING_POLL_MS < *next)
+				 * replacement never runs beside it.  Its exit wakes
+				 * us when watched; else look again soon. */
+				if (!r->endings[ei].watched && now + ENDING_POLL_MS < *next)
 					*next = now + ENDING_POLL_MS;
 				break;
 			}

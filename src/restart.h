@@ -100,6 +100,7 @@ struct vigil_ending {
 	int signal;              /* kill: the last one sent */
 	bool kill;               /* being ended (else: only waited for, to reap) */
 	bool child;              /* ours to reap */
+	bool watched;            /* in the action thread's epoll: its exit wakes us (else polled) */
 	uint64_t due_ms;         /* kill: SIGKILL at; then give up at due_ms + ENDING_GIVE_UP_MS */
 	char id[65];
 };
