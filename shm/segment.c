@@ -232,6 +232,50 @@ int vigil_segment_unlink(const char *name)
 	return shm_unlink(name) < 0 ? -errno : 0;
 }
 
+/* The byte the lock covers; any fixed range would do. */
+static const struct flock supervisor_lock = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+
+static pid_t lock_holder(int fd)
+{
+	struct flock q = supervisor_lock;
+	if (fcntl(fd, F_GETLK, &q) < 0)
+		return -errno;
+	return q.l_type == F_UNLCK ? 0 : q.l_pid;
+}
+
+int vigil_segment_lock(const char *name, pid_t *holder)
+{
+	*holder = 0;
+	if (vigil_segment_name_check(name) < 0)
+		return -EINVAL;
+	int fd = shm_open(name, O_RDWR | O_CLOEXEC | O_NOFOLLOW, 0);
+	if (fd < 0)
+		return -errno;
+	struct flock l = supervisor_lock;
+	if (fcntl(fd, F_SETLK, &l) == 0)
+		return fd;
+	int e = errno;
+	if (e == EAGAIN || e == EACCES) { /* POSIX allows either for "held" */
+		pid_t h = lock_holder(fd);
+		*holder = h > 0 ? h : 0;
+		e = EAGAIN;
+	}
+	close(fd);
+	return -e;
+}
+
+pid_t vigil_segment_supervisor(const char *name)
+{
+	if (vigil_segment_name_check(name) < 0)
+		return -EINVAL;
+	int fd = shm_open(name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW, 0);
+	if (fd < 0)
+		return -errno;
+	pid_t h = lock_holder(fd);
+	close(fd);
+	return h;
+}
+
 bool vigil_segment_slot_free(struct vigil_segment *seg, uint32_t slot, uint64_t expect)
 {
 	return vigil_segment_slot_set(seg, slot, expect, VIGIL_SLOT_FREE);

@@ -65,6 +65,25 @@ void vigil_segment_close(struct vigil_segment *seg);
 /* shm_unlink; 0 or -errno. */
 int vigil_segment_unlink(const char *name);
 
+/*
+ * One vigild per segment.  vigild holds a POSIX write lock on the first
+ * byte of the segment's object for its whole life.  The kernel drops it
+ * when vigild dies, kill -9 included, and a fork child never holds it; so,
+ * unlike the header's supervisor_pid (a number a dead vigild leaves behind,
+ * which the next process may be given), it cannot go stale.
+ *
+ * vigil_segment_lock: takes the lock; returns the fd that holds it (keep it
+ * open: closing any fd of this object in the same process drops the lock),
+ * or -EAGAIN with *holder the pid of the vigild that has it (0 when it went
+ * between the two calls), or -errno.
+ *
+ * vigil_segment_supervisor: the pid of the vigild holding the lock, 0 when
+ * none does, or -errno (-ENOENT: no such segment).  Read-only: it needs
+ * only read access to the object.
+ */
+int vigil_segment_lock(const char *name, pid_t *holder);
+pid_t vigil_segment_supervisor(const char *name);
+
 /* Moves slot from exactly `expect` (state and generation) to FREE with the
  * same generation (the next claim increments it).  false when the slot
  * moved meanwhile, which is not an error: someone else acted first. */

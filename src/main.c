@@ -164,25 +164,6 @@ static void raise_nofile(void)
 	}
 }
 
-static bool other_vigild(const struct vigil_segment *seg, pid_t *pid_out)
-{
-	pid_t pid = (pid_t)atomic_load_explicit(&seg->hdr->supervisor_pid, memory_order_acquire);
-	*pid_out = pid;
-	if (pid <= 1 || pid == getpid())
-		return false;
-	if (kill(pid, 0) < 0 && errno == ESRCH)
-		return false;
-	char path[64], comm[64] = "";
-	snprintf(path, sizeof path, "/proc/%d/comm", (int)pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	ssize_t n = read(fd, comm, sizeof comm - 1);
-	close(fd);
-	comm[n > 0 ? n : 0] = '\0';
-	return strncmp(comm, "vigild", 6) == 0;
-}
-
 int main(int argc, char **argv)
 {
 	const char *home_arg = NULL, *shm_arg = NULL, *pidfile = NULL;
@@ -277,10 +258,16 @@ int main(int argc, char **argv)
 		vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_ERROR, "%s", err);
 		return 1;
 	}
-	pid_t other;
-	if (other_vigild(&seg, &other)) {
-		fprintf(stderr, "vigild: another vigild (pid %d) supervises segment %s; not starting a second\n",
-			(int)other, shm);
+	/* One vigild per segment: the lock, not the header's pid (see
+	 * vigil_segment_lock).  Held until we exit; the fd stays open. */
+	pid_t other = 0;
+	int lock_fd = vigil_segment_lock(shm, &other);
+	if (lock_fd < 0) {
+		if (lock_fd == -EAGAIN)
+			fprintf(stderr, "vigild: another vigild (pid %d) supervises segment %s; not starting a second\n",
+				(int)other, shm);
+		else
+			fprintf(stderr, "vigild: cannot lock segment %s: %s\n", shm, strerror(-lock_fd));
 		vigil_segment_close(&seg);
 		return 1;
 	}
@@ -353,6 +340,7 @@ int main(int argc, char **argv)
 	vigil_scanner_destroy(&scanner);
 	urcu_memb_unregister_thread();
 	vigil_segment_close(&seg);
+	close(lock_fd); /* the next vigild may start */
 	vigil_log_close();
 	close(home_fd);
 	return rc < 0 ? 1 : 0;

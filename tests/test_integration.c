@@ -871,12 +871,66 @@ static void second_vigild_refused(void **state)
 	char *err = NULL;
 	int rc = run_vigild_on(H.shm, &err);
 	CHECK(rc == 1, "a second vigild on the same home and segment exited %d, want 1; stderr: %s", rc, err);
-	CHECK(strstr(err, "another vigild") != NULL, "stderr does not mention another vigild: %s", err);
+	char want[64];
+	snprintf(want, sizeof want, "another vigild (pid %d)", (int)first);
+	CHECK(strstr(err, want) != NULL, "stderr does not say '%s': %s", want, err);
 	free(err);
 	CHECK(itest_alive(first), "the first vigild died");
 	char *pid = itest_read_file(&H, "vigild.pid");
 	CHECK(pid != NULL && atoi(pid) == first, "the first vigild's pid file was changed");
 	free(pid);
+}
+
+/* The header's supervisor_pid is only a number: after a kill -9 it names a
+ * dead vigild, and the pid may be given to another process, even one
+ * called vigild (another home's).  Whether a vigild supervises the segment
+ * is the segment's lock, which the kernel drops with its holder.
+ * Regression: vigild read the header's pid, found a live process named
+ * vigild there and refused to start (CI, ASan build: a restart after
+ * kill -9 refused with "another vigild (pid N) supervises segment"). */
+static void stale_supervisor_pid_does_not_block_a_start(void **state)
+{
+	(void)state;
+	itest_vigild_start(&H);
+	itest_vigild_kill9(&H);
+	/* A live process called vigild that holds no lock: sleep, renamed. */
+	char fake[ITEST_PATH_MAX + 16], script[2 * ITEST_PATH_MAX + 64];
+	snprintf(fake, sizeof fake, "%s/vigild", H.dir);
+	snprintf(script, sizeof script, "cp /bin/sleep '%s' && exec '%s' 60", fake, fake);
+	pid_t impostor = itest_bash_start(&H, script);
+	char comm[32] = "";
+	for (int64_t until = itest_mono_ms() + 3000; strncmp(comm, "vigild", 6) != 0 && itest_mono_ms() < until;) {
+		char path[64];
+		snprintf(path, sizeof path, "/proc/%d/comm", (int)impostor);
+		FILE *f = fopen(path, "r");
+		if (f == NULL || fgets(comm, sizeof comm, f) == NULL)
+			comm[0] = '\0';
+		if (f != NULL)
+			fclose(f);
+		itest_sleep_ms(5);
+	}
+	CHECK(strncmp(comm, "vigild", 6) == 0, "the impostor %d is not called vigild ('%s')", (int)impostor, comm);
+	int fd = shm_open(H.shm, O_RDWR, 0);
+	CHECK(fd >= 0, "shm_open %s: %s", H.shm, strerror(errno));
+	uint64_t pid64 = (uint64_t)impostor;
+	ssize_t w = pwrite(fd, &pid64, sizeof pid64, offsetof(struct vigil_shm_header, supervisor_pid));
+	close(fd);
+	CHECK(w == (ssize_t)sizeof pid64, "write supervisor_pid");
+
+	char *out = NULL, *err = NULL;
+	const char *check[] = {"check", NULL};
+	int rc = itest_vigilctl(&H, &out, &err, check);
+	CHECK(rc == 2 && strstr(out, "not running") != NULL,
+	      "vigilctl check with only an impostor's pid in the header: exit %d, '%s'", rc, out);
+	free(out);
+	free(err);
+	pid_t second = itest_vigild_start(&H); /* fails the test if it refuses */
+	out = err = NULL;
+	rc = itest_vigilctl(&H, &out, &err, check);
+	CHECK(rc == 0, "vigilctl check after the restart: exit %d, '%s'", rc, out);
+	free(out);
+	free(err);
+	CHECK(itest_alive(impostor) && second != impostor, "the impostor is gone");
 }
 
 /* ---- systemd notification ------------------------------------------------------ */
@@ -976,6 +1030,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(segment_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(vigilctl_status_lists_fleet, setup, teardown),
 		cmocka_unit_test_setup_teardown(second_vigild_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(stale_supervisor_pid_does_not_block_a_start, setup, teardown),
 		cmocka_unit_test_setup_teardown(systemd_notify_and_watchdog, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("integration", tests, NULL, NULL);

@@ -228,11 +228,13 @@ static bool pid_alive(uint64_t pid)
 	return kill((pid_t)pid, 0) == 0 || errno == EPERM;
 }
 
-/* The vigild attached to the segment, or 0 when none is (or it is gone). */
+/* The vigild attached to the segment, or 0 when none is (or it is gone):
+ * the holder of the segment's lock (vigil_segment_lock), never the pid in
+ * the header, which a vigild killed -9 leaves behind. */
 static pid_t supervisor_alive(const struct vigil_segment *seg)
 {
-	uint64_t sp = atomic_load_explicit(&seg->hdr->supervisor_pid, memory_order_acquire);
-	return pid_alive(sp) ? (pid_t)sp : 0;
+	pid_t p = vigil_segment_supervisor(seg->name);
+	return p > 0 ? p : 0;
 }
 
 static int resolve(struct common *c)
@@ -989,10 +991,9 @@ static const char *obj_str(const json_t *obj, const char *key)
 
 /*
  * Whether a vigild supervises this home's segment: 1 yes (pid in *pid),
- * 0 no (no segment, supervisor_pid 0, or that process is gone or is not a
- * vigild - a pid left behind by a vigild that was killed may have been
- * reused), -1 cannot tell (why set).  Only the pid is read from the
- * segment, and it is only probed with kill(pid, 0).
+ * 0 no (no segment, or nobody holds its lock), -1 cannot tell (why set).
+ * The segment is opened (and validated) read-only; who supervises it is
+ * asked of the kernel (the lock), not read from the header.
  */
 static int vigild_running(const struct common *c, pid_t *pid, char *why, size_t why_len)
 {
@@ -1007,21 +1008,15 @@ static int vigild_running(const struct common *c, pid_t *pid, char *why, size_t 
 		snprintf(why, why_len, "%s", err[0] != '\0' ? err : vigil_strerror(rc));
 		return -1;
 	}
-	uint64_t sp = atomic_load_explicit(&seg.hdr->supervisor_pid, memory_order_acquire);
+	pid_t sp = vigil_segment_supervisor(seg.name);
 	vigil_segment_close(&seg);
-	if (sp <= 1 || sp > INT_MAX || !pid_alive(sp))
-		return 0;
-	char path[64], comm[64] = "";
-	snprintf(path, sizeof path, "/proc/%d/comm", (int)sp);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		ssize_t n = read(fd, comm, sizeof comm - 1);
-		close(fd);
-		comm[n > 0 ? n : 0] = '\0';
-		if (strncmp(comm, "vigild", 6) != 0)
-			return 0;
+	if (sp < 0 && sp != -ENOENT) {
+		snprintf(why, why_len, "cannot ask who holds segment %s: %s", c->shm, vigil_strerror(sp));
+		return -1;
 	}
-	*pid = (pid_t)sp;
+	if (sp <= 0)
+		return 0;
+	*pid = sp;
 	return 1;
 }
 
@@ -2179,21 +2174,6 @@ static int cmd_quarantine(int argc, char **argv, struct common *c)
 /* True when pid is a live process that calls itself vigild (a pid left in
  * the header by a vigild that was killed may have been reused); a process
  * whose name cannot be read is taken at its word. */
-static bool is_vigild(uint64_t pid)
-{
-	if (pid <= 1 || !pid_alive(pid))
-		return false;
-	char path[64], comm[64] = "";
-	snprintf(path, sizeof path, "/proc/%d/comm", (int)pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return true;
-	ssize_t n = read(fd, comm, sizeof comm - 1);
-	close(fd);
-	comm[n > 0 ? n : 0] = '\0';
-	return n <= 0 || strncmp(comm, "vigild", 6) == 0;
-}
-
 static int type_cmp(const void *a, const void *b)
 {
 	return strcmp((const char *)a, (const char *)b);
@@ -2570,8 +2550,8 @@ static int cmd_check(int argc, char **argv, struct common *c)
 		snprintf(msg, sizeof msg, "segment %s: %s", c->shm, err[0] != '\0' ? err : vigil_strerror(rc));
 		return check_out(CHECK_UNKNOWN, msg, NULL);
 	}
-	uint64_t sp = atomic_load_explicit(&seg.hdr->supervisor_pid, memory_order_acquire);
-	if (!is_vigild(sp)) {
+	pid_t sp = supervisor_alive(&seg);
+	if (sp == 0) {
 		vigil_segment_close(&seg);
 		snprintf(msg, sizeof msg, "vigild is not running (no live supervisor on segment %s)", c->shm);
 		return check_out(CHECK_CRITICAL, msg, NULL);
@@ -2870,8 +2850,7 @@ static int top_collect(struct top *t)
 	double dt = t->have_prev ? (double)(now_ns - t->prev_ns) / 1e9 : 0;
 	uint64_t ticks = atomic_load_explicit(&t->seg.hdr->supervisor_ticks, memory_order_relaxed);
 	t->ticks_per_s = t->have_prev && dt > 0 && ticks >= t->prev_ticks ? (double)(ticks - t->prev_ticks) / dt : -1;
-	uint64_t sp = atomic_load_explicit(&t->seg.hdr->supervisor_pid, memory_order_acquire);
-	t->vigild = is_vigild(sp) ? sp : 0;
+	t->vigild = (uint64_t)supervisor_alive(&t->seg);
 	t->now_ms = vigil_unix_ms();
 	t->nrows = 0;
 	t->workers = t->zombies = t->missed = t->fresh = 0;
