@@ -173,6 +173,11 @@ static void spec_write(struct vigil_action *a, struct vigil_worker *w, uint64_t 
 	}
 }
 
+void vigil_action_spec_now(struct vigil_action *a, struct vigil_worker *w, uint64_t now_ms)
+{
+	spec_write(a, w, now_ms);
+}
+
 void vigil_action_spec_provisional(struct vigil_action *a, const char *id, const char *type, const char *task,
 				   const char *argv_json, const char *cwd, int32_t pid, uint32_t slot, uint64_t tokens,
 				   uint64_t now_ms)
@@ -980,15 +985,6 @@ void vigil_action_prune_stale_specs(struct vigil_action *a)
 				const char *st = json_string_value(json_object_get(o, "status"));
 				const char *type = json_string_value(json_object_get(o, "worker_type"));
 				known = st != NULL && strcmp(st, "restarting") == 0;
-				/* Its process may still be there (it detached for the
-				 * restart and lingers): it ends before the replacement. */
-				json_t *pid = json_object_get(o, "pid"), *ticks = json_object_get(o, "pid_start_ticks");
-				if (known && json_is_true(json_object_get(o, "ending")) && json_is_integer(pid) &&
-				    json_is_integer(ticks) &&
-				    json_integer_value(pid) > 0 && json_integer_value(pid) <= INT32_MAX &&
-				    json_integer_value(ticks) > 0)
-					vigil_restart_resume_ending(a, id, (int32_t)json_integer_value(pid),
-								    (uint64_t)json_integer_value(ticks));
 				/* The previous vigild may have queued its restart and
 				 * died before it could say "restarting" here: one
 				 * request is enough. */
@@ -1011,6 +1007,16 @@ void vigil_action_prune_stale_specs(struct vigil_action *a)
 					vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_WARN,
 						  "%s ended while vigild was down: restart queued", id);
 				}
+				/* Its slot is gone, its process may not be: the previous
+				 * vigild was ending it ("ending", written before the
+				 * SIGTERM) and it detached and lingers.  It ends before
+				 * any replacement of this id starts. */
+				json_t *pid = json_object_get(o, "pid"), *ticks = json_object_get(o, "pid_start_ticks");
+				if (known && json_is_true(json_object_get(o, "ending")) && json_is_integer(pid) &&
+				    json_is_integer(ticks) && json_integer_value(pid) > 0 &&
+				    json_integer_value(pid) <= INT32_MAX && json_integer_value(ticks) > 0)
+					vigil_restart_resume_ending(a, id, (int32_t)json_integer_value(pid),
+								    (uint64_t)json_integer_value(ticks));
 				json_decref(o);
 			}
 		}

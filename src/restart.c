@@ -463,15 +463,21 @@ bool vigil_restart_kill(struct vigil_action *a, struct vigil_worker *w, uint8_t 
 		return false;
 	if (w->kill_why != VIGIL_KILL_NONE)
 		return true; /* already being ended; the first reason stands */
-	/* Through the pidfd: if the process is gone, this fails with ESRCH
-	 * and no recycled pid is ever hit. */
-	if (pidfd_send_signal(w->sig_pidfd, SIGTERM, NULL, 0) < 0 && errno == ESRCH)
-		return true; /* already gone: its exit event is on its way */
-	pidfd_send_signal(w->sig_pidfd, SIGCONT, NULL, 0); /* a stopped one can act on TERM */
 	w->kill_why = why;
 	w->kill_signal = SIGTERM;
 	w->kill_sent_ms = now_ms;
 	w->kill_due_ms = now_ms + (uint64_t)llround(policy(a)->kill_grace_seconds * 1000.0);
+	/* On disk before the signal ("ending": true): the process may detach
+	 * and the scanner free its slot at once, and a vigild killed then must
+	 * still find, from the spec alone, a process it has to finish ending. */
+	vigil_action_spec_now(a, w, now_ms);
+	/* Through the pidfd: if the process is gone, this fails with ESRCH
+	 * and no recycled pid is ever hit. */
+	if (pidfd_send_signal(w->sig_pidfd, SIGTERM, NULL, 0) < 0 && errno == ESRCH) {
+		w->kill_why = VIGIL_KILL_NONE; /* already gone: its exit event is on its way */
+		return true;
+	}
+	pidfd_send_signal(w->sig_pidfd, SIGCONT, NULL, 0); /* a stopped one can act on TERM */
 	vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_INFO, "sent SIGTERM to %s (pid %d); SIGKILL in %.3f s if it is still there",
 		  w->id, w->pid, policy(a)->kill_grace_seconds);
 	return true;
@@ -1332,7 +1338,20 @@ static void take_control_request(struct vigil_action *a, const char *name, uint6
 			sec = 0;
 		atomic_store_explicit(&a->scanner->debug_stall_until_ns, vigil_mono_ns() + (uint64_t)(sec * 1e9),
 				      memory_order_relaxed);
-		vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_WARN, "debug: scanner stalled for %.3f s on request", sec);
+		/* Wake the scanner and wait (bounded: 1 s) until it is inside the
+		 * stall, so that the log line below is a barrier a test can
+		 * trust: nothing the scanner would see after it is seen until the
+		 * stall ends.  A debug hook may block this thread briefly. */
+		uint64_t one = 1;
+		(void)!write(a->scanner->cmdfd, &one, sizeof one);
+		bool in = false;
+		for (int i = 0; i < 1000 && !(in = atomic_load_explicit(&a->scanner->debug_stalled, memory_order_relaxed));
+		     i++) {
+			struct timespec ts = {0, 1000000};
+			nanosleep(&ts, NULL);
+		}
+		vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_WARN, "debug: scanner stalled for %.3f s on request%s", sec,
+			  in ? "" : " (not yet inside the stall after 1 s)");
 		vigil_fs_remove(r->control_queue_fd, name);
 	} else {
 		if (!json_is_string(act))

@@ -809,12 +809,15 @@ static void *scanner_main(void *arg)
 			look_pass(s, vigil_mono_ns());
 		uint64_t until = atomic_load_explicit(&s->debug_stall_until_ns, memory_order_relaxed);
 		if (until != 0) {
-			/* Debug only (see the field): bounded by the request, 60 s. */
+			/* Debug only (see the field): bounded by the request, 60 s.
+			 * debug_stalled tells the requester the stall has begun. */
+			atomic_store_explicit(&s->debug_stalled, true, memory_order_relaxed);
 			for (int i = 0; i < 6000 && vigil_mono_ns() < until; i++) {
 				struct timespec ts = {0, 10000000};
 				nanosleep(&ts, NULL);
 			}
 			atomic_store_explicit(&s->debug_stall_until_ns, 0, memory_order_relaxed);
+			atomic_store_explicit(&s->debug_stalled, false, memory_order_relaxed);
 		}
 	}
 	urcu_memb_unregister_thread();

@@ -198,6 +198,7 @@ struct vigil_scanner {
 	/* Test hook (vigild run with VIGIL_DEBUG=1): the scanner sleeps until
 	 * this monotonic instant, to show that the watchdog stops. */
 	_Atomic uint64_t debug_stall_until_ns;
+	_Atomic bool debug_stalled;      /* the scanner is inside that stall now */
 	pthread_t thread;
 };
 

@@ -1296,6 +1296,15 @@ static void restart_ends_a_worker_that_detaches_but_lingers(void **state)
 
 /* ---- 13 --------------------------------------------------------------------------- */
 
+/* Restarts with a 3 s kill grace: room for a kill -9 of vigild between
+ * the SIGTERM and the SIGKILL. */
+static void write_long_grace_policy(void)
+{
+	itest_write_file(&H, "coordination/config/worker-restart-policy.json",
+			 "{\"max_retries\": 3, \"retry_interval_seconds\": 0.2, \"backoff_multiplier\": 2, "
+			 "\"circuit_breaker_enabled\": false, \"kill_grace_seconds\": 3}\n");
+}
+
 /* The same lingering worker, with vigild killed (-9) after the worker said
  * goodbye and before the grace ran out: the next vigild finds the
  * "restarting" spec, confirms from /proc that its pid is still that worker
@@ -1304,10 +1313,7 @@ static void restart_ends_a_worker_that_detaches_but_lingers(void **state)
 static void kill9_vigild_while_a_detached_worker_lingers(void **state)
 {
 	(void)state;
-	/* A long grace: room for the kill -9 between the goodbye and SIGKILL. */
-	itest_write_file(&H, "coordination/config/worker-restart-policy.json",
-			 "{\"max_retries\": 3, \"retry_interval_seconds\": 0.2, \"backoff_multiplier\": 2, "
-			 "\"circuit_breaker_enabled\": false, \"kill_grace_seconds\": 3}\n");
+	write_long_grace_policy();
 	itest_vigild_start(&H);
 	const char *id = "worker-linger-002";
 	pid_t old = spawn_lingerer(id);
@@ -1615,6 +1621,51 @@ static void restart_verdict_waits_for_a_stalled_scanner(void **state)
 	soft_done();
 }
 
+/* ---- 20 --------------------------------------------------------------------------- */
+
+/* vigild killed -9 after it sent a restart's SIGTERM and before it handled
+ * the goodbye: the worker detached (its slot goes: here the segment goes,
+ * the next vigild makes a fresh one) and lingers.  The spec must already
+ * say "ending" (written before the signal), and the next vigild, which
+ * finds the restart queued and no slot for the id, must end that process
+ * before it starts the replacement.  The scanner is stalled (debug hook) so
+ * that the goodbye is certainly not handled before the kill.  Regression:
+ * the spec was rewritten with "ending" only when the goodbye was handled,
+ * and a spec that was not yet "restarting" never had its process ended:
+ * two processes of one worker ran on. */
+static void kill9_vigild_between_sigterm_and_goodbye(void **state)
+{
+	(void)state;
+	write_long_grace_policy();
+	setenv("VIGIL_DEBUG", "1", 1);
+	itest_vigild_start(&H);
+	unsetenv("VIGIL_DEBUG");
+	const char *id = "worker-linger-003";
+	pid_t old = spawn_lingerer(id);
+	CHECK(wait_spec_pid(id, 0, 3000) == old, "active/%s.json does not name pid %d", id, (int)old);
+
+	itest_write_file(&H, "coordination/control/queue/debug-stall.json",
+			 "{\"action\":\"debug_stall_scanner\",\"seconds\":3}\n");
+	CHECK(itest_wait_text(&H, HB_LOG, "debug: scanner stalled", 3000), "the stall request was not taken");
+	const char *req = ctl_restart(id, "linger_gap_test");
+	char sent[96];
+	snprintf(sent, sizeof sent, "sent SIGTERM to %s (pid %d)", id, (int)old);
+	CHECK(wait_text_count(RLOG, sent, 1, 2500), "vigild did not send the restart's SIGTERM");
+	itest_vigild_kill9(&H);
+	CHECK(itest_count_events(&H, HB, "worker_detached", id) == 0,
+	      "the goodbye was handled before the crash: the test proves nothing");
+	json_t *sp = spec(ACTIVE, id);
+	SOFT_CHECK(sp != NULL && json_is_true(json_object_get(sp, "ending")) && json_int_or(sp, "pid", 0) == old,
+		   "active/%s.json does not say \"ending\" for pid %d after the SIGTERM", id, (int)old);
+	json_decref(sp);
+	CHECK(itest_alive(old), "the old process %d ended: the test proves nothing", (int)old);
+	shm_unlink(H.shm);
+
+	itest_vigild_start(&H);
+	check_ended_then_replaced(id, old, req, 3000 + 2000, false);
+	soft_done();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1638,6 +1689,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(detached_child_is_reaped, setup, teardown),
 		cmocka_unit_test_setup_teardown(restarting_spec_ends_only_what_was_being_ended, setup, teardown),
 		cmocka_unit_test_setup_teardown(restart_verdict_waits_for_a_stalled_scanner, setup, teardown),
+		cmocka_unit_test_setup_teardown(kill9_vigild_between_sigterm_and_goodbye, setup, teardown),
 	};
 	/* VIGIL_TEST_FILTER=restart_* runs only the matching tests. */
 	if (getenv("VIGIL_TEST_FILTER") != NULL)
