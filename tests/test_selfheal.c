@@ -1582,7 +1582,7 @@ static void restarting_spec_ends_only_what_was_being_ended(void **state)
 static void restart_verdict_waits_for_a_stalled_scanner(void **state)
 {
 	(void)state;
-	write_restart_policy(1.0, 3);
+	write_restart_policy(2.0, 3);
 	setenv("VIGIL_DEBUG", "1", 1);
 	itest_vigild_start(&H);
 	unsetenv("VIGIL_DEBUG");
@@ -1591,17 +1591,18 @@ static void restart_verdict_waits_for_a_stalled_scanner(void **state)
 
 	char req[256];
 	int64_t t_req = restart_and_await_end(id, old, "stall_test", req, sizeof req);
-	/* The replacement starts 1 s after the request.  Stall the scanner
-	 * from now for 2 s: the spawn (action thread) and the 0.2 s first-beat
-	 * deadline both fall inside the stall. */
+	/* The replacement starts 2 s after the request.  Stall the scanner
+	 * from now for 3 s: the spawn (action thread) and the 0.2 s first-beat
+	 * deadline both fall inside the stall.  The log line comes once the
+	 * scanner is inside the stall. */
 	itest_write_file(&H, "coordination/control/queue/debug-stall.json",
-			 "{\"action\":\"debug_stall_scanner\",\"seconds\":2}\n");
+			 "{\"action\":\"debug_stall_scanner\",\"seconds\":3}\n");
 	CHECK(itest_wait_text(&H, HB_LOG, "debug: scanner stalled", 3000), "the stall request was not taken");
 	int64_t t_stall = itest_mono_ms();
-	CHECK(t_stall - t_req < 900, "too slow to stall the scanner before the restart's spawn (%lld ms)",
+	CHECK(t_stall - t_req < 1800, "too slow to stall the scanner before the restart's spawn (%lld ms)",
 	      (long long)(t_stall - t_req));
-	CHECK(wait_text_count(RLOG, "spawned worker-stall-001 (", 2, 3000), "the replacement was not spawned");
-	json_t *h = wait_history("request_id", req, 1, 2000 + 3000 + itest_slack_ms());
+	CHECK(wait_text_count(RLOG, "spawned worker-stall-001 (", 2, 4000), "the replacement was not spawned");
+	json_t *h = wait_history("request_id", req, 1, 3000 + 3000 + itest_slack_ms());
 	CHECK(json_array_size(h) == 1, "no outcome for %s", req);
 	json_t *l = json_array_get(h, 0);
 	SOFT_CHECK(strcmp(str(l, "result"), "success") == 0, "restart through a scanner stall: result '%s' reason '%s'",
@@ -1645,7 +1646,7 @@ static void kill9_vigild_between_sigterm_and_goodbye(void **state)
 	CHECK(wait_spec_pid(id, 0, 3000) == old, "active/%s.json does not name pid %d", id, (int)old);
 
 	itest_write_file(&H, "coordination/control/queue/debug-stall.json",
-			 "{\"action\":\"debug_stall_scanner\",\"seconds\":3}\n");
+			 "{\"action\":\"debug_stall_scanner\",\"seconds\":10}\n");
 	CHECK(itest_wait_text(&H, HB_LOG, "debug: scanner stalled", 3000), "the stall request was not taken");
 	const char *req = ctl_restart(id, "linger_gap_test");
 	char sent[96];
