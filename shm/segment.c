@@ -240,7 +240,10 @@ static pid_t lock_holder(int fd)
 	struct flock q = supervisor_lock;
 	if (fcntl(fd, F_GETLK, &q) < 0)
 		return -errno;
-	return q.l_type == F_UNLCK ? 0 : q.l_pid;
+	if (q.l_type == F_UNLCK)
+		return 0;
+	/* Held, by a process of another pid namespace (l_pid 0): still held. */
+	return q.l_pid > 0 ? q.l_pid : -EBUSY;
 }
 
 int vigil_segment_lock(const char *name, pid_t *holder)

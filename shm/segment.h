@@ -75,11 +75,12 @@ int vigil_segment_unlink(const char *name);
  * vigil_segment_lock: takes the lock; returns the fd that holds it (keep it
  * open: closing any fd of this object in the same process drops the lock),
  * or -EAGAIN with *holder the pid of the vigild that has it (0 when it went
- * between the two calls), or -errno.
+ * between the two calls or is not visible here), or -errno.
  *
  * vigil_segment_supervisor: the pid of the vigild holding the lock, 0 when
- * none does, or -errno (-ENOENT: no such segment).  Read-only: it needs
- * only read access to the object.
+ * none does, -EBUSY when one does whose pid this pid namespace cannot see,
+ * or -errno (-ENOENT: no such segment).  Read-only: it needs only read
+ * access to the object.
  */
 int vigil_segment_lock(const char *name, pid_t *holder);
 pid_t vigil_segment_supervisor(const char *name);

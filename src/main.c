@@ -263,9 +263,14 @@ int main(int argc, char **argv)
 	pid_t other = 0;
 	int lock_fd = vigil_segment_lock(shm, &other);
 	if (lock_fd < 0) {
-		if (lock_fd == -EAGAIN)
+		if (lock_fd == -EAGAIN && other > 0)
 			fprintf(stderr, "vigild: another vigild (pid %d) supervises segment %s; not starting a second\n",
 				(int)other, shm);
+		else if (lock_fd == -EAGAIN)
+			fprintf(stderr,
+				"vigild: another vigild (its pid not visible here) supervises segment %s; not starting a "
+				"second\n",
+				shm);
 		else
 			fprintf(stderr, "vigild: cannot lock segment %s: %s\n", shm, strerror(-lock_fd));
 		vigil_segment_close(&seg);

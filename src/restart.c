@@ -1784,6 +1784,9 @@ void vigil_restart_poll(struct vigil_action *a)
 	if (!vigil_action_drain(a))
 		seen_ms = 0; /* an event storm: what it saw is not all in hand yet */
 	read_history(a);
+	/* Endings first: a process that has just exited frees its entry, and a
+	 * spawn request that waited for it is taken in this same pass. */
+	endings_poll(a, now, &next);
 	uint32_t n = list_requests(r->spawn_queue_fd, names, QUEUE_BATCH);
 	for (uint32_t i = 0; i < n; i++)
 		take_spawn_request(a, names[i], now);
@@ -1793,7 +1796,6 @@ void vigil_restart_poll(struct vigil_action *a)
 	n = list_requests(r->control_queue_fd, names, QUEUE_BATCH);
 	for (uint32_t i = 0; i < n; i++)
 		take_control_request(a, names[i], now);
-	endings_poll(a, now, &next);
 	lineages_due(a, now, seen_ms, &next);
 	kill_escalate(a, now, &next);
 	cleanups_timeout(a, now);

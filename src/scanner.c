@@ -344,6 +344,8 @@ static void start_tracking(struct vigil_scanner *s, uint32_t slot, uint64_t o, u
 		fb.health_score = nw.reported_health;
 		if (emit(s, &fb, woke))
 			nw.beats = 1;
+		else
+			nw.beat = ~b; /* ring full: the next look sees this beat as new and reports it */
 	}
 	*w = nw;
 	struct vigil_slot_view *v = &s->seg->view[slot];
@@ -612,6 +614,9 @@ void vigil_scanner_tick(struct vigil_scanner *s, uint64_t now_ns)
 	pol = *atomic_load_explicit(&s->policy, memory_order_acquire);
 	urcu_memb_read_unlock();
 	struct tick_ctx t = {.p = &pol, .real_ms = vigil_unix_ms()};
+	/* Single writer (this thread): a change means this tick could not hand
+	 * over everything it saw (ring full), so it does not count as "seen". */
+	const uint64_t deferred0 = atomic_load_explicit(&s->metrics.ring_full_deferrals, memory_order_relaxed);
 
 	drain_commands(s);
 	if (pol.tick_ns != s->tick_ns && s->timerfd >= 0) {
@@ -686,8 +691,10 @@ void vigil_scanner_tick(struct vigil_scanner *s, uint64_t now_ns)
 	atomic_store_explicit(&s->metrics.workers_monitored, t.live, memory_order_relaxed);
 	atomic_store_explicit(&s->metrics.last_tick_mono_ns, now_ns, memory_order_relaxed);
 	/* release: the events this tick emitted are in the ring before a
-	 * reader of this instant drains it (see vigil_scanner_seen_through_ms). */
-	atomic_store_explicit(&s->metrics.seen_through_unix_ms, t.real_ms, memory_order_release);
+	 * reader of this instant drains it (see vigil_scanner_seen_through_ms).
+	 * Not after a tick that deferred events: what it saw is not all there. */
+	if (atomic_load_explicit(&s->metrics.ring_full_deferrals, memory_order_relaxed) == deferred0)
+		atomic_store_explicit(&s->metrics.seen_through_unix_ms, t.real_ms, memory_order_release);
 	atomic_fetch_add_explicit(&s->metrics.ticks, 1, memory_order_relaxed);
 	/* Liveness for vigilctl check and the systemd watchdog: only a
 	 * completed scan moves it. */
@@ -816,7 +823,10 @@ static void *scanner_main(void *arg)
 				struct timespec ts = {0, 10000000};
 				nanosleep(&ts, NULL);
 			}
-			atomic_store_explicit(&s->debug_stall_until_ns, 0, memory_order_relaxed);
+			/* A request that came meanwhile moved the deadline: keep it
+			 * (the next pass stalls again) rather than wipe it. */
+			atomic_compare_exchange_strong_explicit(&s->debug_stall_until_ns, &until, 0, memory_order_relaxed,
+								memory_order_relaxed);
 			atomic_store_explicit(&s->debug_stalled, false, memory_order_relaxed);
 		}
 	}

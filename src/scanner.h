@@ -222,11 +222,11 @@ bool vigil_scanner_command(struct vigil_scanner *s, const struct vigil_command *
 bool vigil_scanner_next_event(struct vigil_scanner *s, struct vigil_event *ev);
 
 /* Action side: the wall-clock instant (unix ms) through which the scanner
- * has looked at every slot.  Read it, then drain the ring: what the scanner
- * saw up to that instant is then in hand (acquire pairs with the release at
- * the end of vigil_scanner_tick).  A beat the ring had no room for is seen
- * again on a later tick, so it can arrive after this says "seen through";
- * the ring full is itself counted (ring_full_deferrals). */
+ * has looked at every slot and handed over all it saw.  Read it, then drain
+ * the ring: what the scanner saw up to that instant is then in hand
+ * (acquire pairs with the release at the end of vigil_scanner_tick).  A
+ * tick that found the ring full does not move it: its deferred events come
+ * with a later tick, which then does. */
 static inline uint64_t vigil_scanner_seen_through_ms(struct vigil_scanner *s)
 {
 	return atomic_load_explicit(&s->metrics.seen_through_unix_ms, memory_order_acquire);

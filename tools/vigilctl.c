@@ -234,7 +234,19 @@ static bool pid_alive(uint64_t pid)
 static pid_t supervisor_alive(const struct vigil_segment *seg)
 {
 	pid_t p = vigil_segment_supervisor(seg->name);
+	if (p == -EBUSY)
+		return -1; /* held by a vigild of another pid namespace */
 	return p > 0 ? p : 0;
+}
+
+/* A supervisor pid for a message: "?" when it is not visible here. */
+static const char *pid_text(long long pid, char buf[24])
+{
+	if (pid > 0)
+		snprintf(buf, 24, "%lld", pid);
+	else
+		snprintf(buf, 24, "?");
+	return buf;
 }
 
 static int resolve(struct common *c)
@@ -1010,6 +1022,10 @@ static int vigild_running(const struct common *c, pid_t *pid, char *why, size_t 
 	}
 	pid_t sp = vigil_segment_supervisor(seg.name);
 	vigil_segment_close(&seg);
+	if (sp == -EBUSY) {
+		*pid = -1; /* running, in another pid namespace */
+		return 1;
+	}
 	if (sp < 0 && sp != -ENOENT) {
 		snprintf(why, why_len, "cannot ask who holds segment %s: %s", c->shm, vigil_strerror(sp));
 		return -1;
@@ -2575,7 +2591,9 @@ static int cmd_check(int argc, char **argv, struct common *c)
 	}
 	if (!ticking) {
 		vigil_segment_close(&seg);
-		snprintf(msg, sizeof msg, "vigild (pid %d) is not ticking: no scan in %.1f s", (int)sp, wait_ms / 1000.0);
+		char pb[24];
+		snprintf(msg, sizeof msg, "vigild (pid %s) is not ticking: no scan in %.1f s", pid_text(sp, pb),
+			 wait_ms / 1000.0);
 		return check_out(CHECK_CRITICAL, msg, NULL);
 	}
 
@@ -2716,7 +2734,7 @@ struct top {
 	uint64_t prev_ns, prev_ticks;
 	bool have_prev;
 	double ticks_per_s, beats_per_s; /* < 0 unknown */
-	uint64_t vigild;                 /* 0: not running */
+	pid_t vigild;                    /* 0: not running; -1: running, pid not visible here */
 	uint64_t now_ms;
 	size_t workers, zombies, missed, fresh;
 	int sort;
@@ -2850,7 +2868,7 @@ static int top_collect(struct top *t)
 	double dt = t->have_prev ? (double)(now_ns - t->prev_ns) / 1e9 : 0;
 	uint64_t ticks = atomic_load_explicit(&t->seg.hdr->supervisor_ticks, memory_order_relaxed);
 	t->ticks_per_s = t->have_prev && dt > 0 && ticks >= t->prev_ticks ? (double)(ticks - t->prev_ticks) / dt : -1;
-	t->vigild = (uint64_t)supervisor_alive(&t->seg);
+	t->vigild = supervisor_alive(&t->seg);
 	t->now_ms = vigil_unix_ms();
 	t->nrows = 0;
 	t->workers = t->zombies = t->missed = t->fresh = 0;
@@ -3017,13 +3035,14 @@ static void top_draw(struct top *t)
 	vigil_iso8601(t->now_ms, iso);
 	top_line(t, ATTR_NONE, "vigil top - home %s  segment %s  %s", ascii_text(t->c->home, home, sizeof home),
 		 ascii_text(t->c->shm, shm, sizeof shm), iso);
+	char pb[24];
 	if (t->vigild == 0)
 		top_line(t, ATTR_ALERT, "vigild NOT RUNNING (no live supervisor on the segment; values are stale)");
 	else if (t->ticks_per_s < 0)
-		top_line(t, ATTR_NONE, "vigild pid %llu", (unsigned long long)t->vigild);
+		top_line(t, ATTR_NONE, "vigild pid %s", pid_text(t->vigild, pb));
 	else
-		top_line(t, t->ticks_per_s == 0 ? ATTR_ALERT : ATTR_NONE, "vigild pid %llu  %.1f ticks/s%s",
-			 (unsigned long long)t->vigild, t->ticks_per_s, t->ticks_per_s == 0 ? "  (NOT TICKING)" : "");
+		top_line(t, t->ticks_per_s == 0 ? ATTR_ALERT : ATTR_NONE, "vigild pid %s  %.1f ticks/s%s",
+			 pid_text(t->vigild, pb), t->ticks_per_s, t->ticks_per_s == 0 ? "  (NOT TICKING)" : "");
 	char bps[32];
 	if (t->beats_per_s < 0)
 		snprintf(bps, sizeof bps, "-");
