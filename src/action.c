@@ -951,17 +951,23 @@ void vigil_action_sweep_leftovers(struct vigil_action *a)
 			  "removed %d temporary file(s) left by a writer killed between create and rename", removed);
 }
 
-void vigil_action_prune_stale_specs(struct vigil_action *a)
+/* One directory of specs (active/ or zombie/): what to do with the spec of
+ * a worker that is not in the segment.  A zombie/ spec always leaves
+ * zombie/: moved to active/ as "restarting" when its restart is coming,
+ * else removed. */
+static void prune_dir(struct vigil_action *a, int dirfd, bool zombie_dir)
 {
-	DIR *d = vigil_fs_opendir_at(a->active_fd);
+	DIR *d = vigil_fs_opendir_at(dirfd);
 	if (d == NULL)
 		return;
+	const char *dname = zombie_dir ? "zombie" : "active";
 	char names[64][80];
+	bool moved[64];
 	int n = 0;
 	struct dirent *de;
-	/* Collect, then unlink: never modify a directory while reading it.
-	 * Bounded to 64 per pass; vigild calls this once at start, so more
-	 * stale files wait for the next start (and are reported). */
+	/* Collect, then unlink: never remove from a directory while reading
+	 * it.  Bounded to 64 per pass; vigild calls this once at start, so
+	 * more stale files wait for the next start (and are reported). */
 	while ((de = readdir(d)) != NULL) {
 		size_t len = strlen(de->d_name);
 		if (len < 6 || len > 69 || strcmp(de->d_name + len - 5, ".json") != 0 || de->d_name[0] == '.')
@@ -971,64 +977,77 @@ void vigil_action_prune_stale_specs(struct vigil_action *a)
 		urcu_memb_read_lock();
 		bool known = vigil_registry_find(&a->reg, id) != NULL;
 		urcu_memb_read_unlock();
-		if (!known) {
-			/* "restarting": its restart is still queued; the spec
-			 * carries the command the restart will run.  A worker vigild
-			 * spawned that is gone (it ended while vigild was down, or
-			 * before vigild handled its exit) is a failure vigild found:
-			 * it takes the restart path, like any exit. */
-			char *buf;
-			size_t blen;
-			if (vigil_fs_read(a->active_fd, de->d_name, 65536, &buf, &blen) == 0) {
-				json_t *o = json_loadb(buf, blen, 0, NULL);
-				free(buf);
-				const char *st = json_string_value(json_object_get(o, "status"));
-				const char *type = json_string_value(json_object_get(o, "worker_type"));
-				known = st != NULL && strcmp(st, "restarting") == 0;
-				/* The previous vigild may have queued its restart and
-				 * died before it could say "restarting" here: one
-				 * request is enough. */
-				bool queued = !known && json_is_true(json_object_get(o, "spawned")) && vigil_id_valid(id) &&
-					      vigil_restart_queued_for(a, id);
-				if (queued) {
-					json_object_set_new(o, "status", json_string("restarting"));
-					vigil_fs_replace_json(a->active_fd, de->d_name, o);
-					known = true;
-					vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_INFO,
-						  "%s ended while vigild was down: its restart is already queued", id);
-				}
-				if (!known && json_is_true(json_object_get(o, "spawned")) && type != NULL &&
-				    vigil_id_valid(type) && vigil_id_valid(id) &&
-				    vigil_restart_request_from(a, id, type, "exited while vigild was down", "vigild",
-							       vigil_unix_ms()) == 0) {
-					json_object_set_new(o, "status", json_string("restarting"));
-					vigil_fs_replace_json(a->active_fd, de->d_name, o);
-					known = true;
-					vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_WARN,
-						  "%s ended while vigild was down: restart queued", id);
-				}
-				/* Its slot is gone, its process may not be: the previous
-				 * vigild was ending it ("ending", written before the
-				 * SIGTERM) and it detached and lingers.  It ends before
-				 * any replacement of this id starts. */
-				json_t *pid = json_object_get(o, "pid"), *ticks = json_object_get(o, "pid_start_ticks");
-				if (known && json_is_true(json_object_get(o, "ending")) && json_is_integer(pid) &&
-				    json_is_integer(ticks) && json_integer_value(pid) > 0 &&
-				    json_integer_value(pid) <= INT32_MAX && json_integer_value(ticks) > 0)
-					vigil_restart_resume_ending(a, id, (int32_t)json_integer_value(pid),
-								    (uint64_t)json_integer_value(ticks));
-				json_decref(o);
+		if (known)
+			continue;
+		/* "restarting": its restart is still queued; the spec carries
+		 * the command the restart will run.  A worker vigild spawned
+		 * that is gone (it ended while vigild was down, or before vigild
+		 * handled its exit; a zombie too, whose restart would have come
+		 * with its exit) is a failure vigild found: it takes the restart
+		 * path, like any exit. */
+		char *buf;
+		size_t blen;
+		if (vigil_fs_read(dirfd, de->d_name, 65536, &buf, &blen) == 0) {
+			json_t *o = json_loadb(buf, blen, 0, NULL);
+			free(buf);
+			const char *st = json_string_value(json_object_get(o, "status"));
+			const char *type = json_string_value(json_object_get(o, "worker_type"));
+			bool spawned = json_is_true(json_object_get(o, "spawned"));
+			known = !zombie_dir && st != NULL && strcmp(st, "restarting") == 0;
+			/* The previous vigild may have queued its restart and died
+			 * before it could say "restarting": one request is enough. */
+			bool queued = !known && spawned && vigil_id_valid(id) && vigil_restart_queued_for(a, id);
+			if (queued) {
+				known = true;
+				vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_INFO,
+					  "%s ended while vigild was down: its restart is already queued", id);
 			}
+			if (!known && spawned && type != NULL && vigil_id_valid(type) && vigil_id_valid(id) &&
+			    vigil_restart_request_from(a, id, type, "exited while vigild was down", "vigild",
+						       vigil_unix_ms()) == 0) {
+				known = true;
+				vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_WARN, "%s ended while vigild was down: restart queued",
+					  id);
+			}
+			if (known && (zombie_dir || st == NULL || strcmp(st, "restarting") != 0)) {
+				json_object_set_new(o, "status", json_string("restarting"));
+				vigil_fs_replace_json(a->active_fd, de->d_name, o);
+			}
+			/* Its slot is gone, its process may not be: the previous
+			 * vigild was ending it ("ending", written before the
+			 * SIGTERM) and it detached and lingers.  It ends before any
+			 * replacement of this id starts. */
+			json_t *pid = json_object_get(o, "pid"), *ticks = json_object_get(o, "pid_start_ticks");
+			if (known && json_is_true(json_object_get(o, "ending")) && json_is_integer(pid) &&
+			    json_is_integer(ticks) && json_integer_value(pid) > 0 && json_integer_value(pid) <= INT32_MAX &&
+			    json_integer_value(ticks) > 0)
+				vigil_restart_resume_ending(a, id, (int32_t)json_integer_value(pid),
+							    (uint64_t)json_integer_value(ticks));
+			json_decref(o);
 		}
-		if (!known && n < 64)
-			memcpy(names[n++], de->d_name, len + 1);
+		if ((!known || zombie_dir) && n < 64) {
+			memcpy(names[n], de->d_name, len + 1);
+			moved[n++] = known;
+		}
 	}
 	closedir(d);
 	for (int i = 0; i < n; i++) {
-		vigil_fs_remove(a->active_fd, names[i]);
-		vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_INFO,
-			  "removed stale spec active/%s: that worker is no longer in the segment", names[i]);
+		vigil_fs_remove(dirfd, names[i]);
+		if (moved[i])
+			vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_INFO,
+				  "moved spec zombie/%s to active/ as \"restarting\": that worker is no longer in the "
+				  "segment and its restart is queued",
+				  names[i]);
+		else
+			vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_INFO,
+				  "removed stale spec %s/%s: that worker is no longer in the segment", dname, names[i]);
 	}
+}
+
+void vigil_action_prune_stale_specs(struct vigil_action *a)
+{
+	prune_dir(a, a->active_fd, false);
+	prune_dir(a, a->zombie_fd, true);
 }
 
 static void drain_fd(int fd)

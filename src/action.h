@@ -82,8 +82,10 @@ bool vigil_action_drain(struct vigil_action *a);
  * vigil_fs_sweep_tmp) in the directories vigild and vigilctl write. */
 void vigil_action_sweep_leftovers(struct vigil_action *a);
 
-/* Removes active/ specs of workers that are not in the segment (left by a
- * previous run for workers that ended while vigild was down). */
+/* Specs (active/ and zombie/) of workers that are not in the segment, left
+ * by a previous run for workers that ended while vigild was down: a worker
+ * vigild spawned gets its restart (spec in active/ as "restarting", a
+ * lingering process it was ending is ended first); the others' go. */
 void vigil_action_prune_stale_specs(struct vigil_action *a);
 
 /* Runs until SIGTERM/SIGINT; then drains, writes a final snapshot and

@@ -1667,6 +1667,43 @@ static void kill9_vigild_between_sigterm_and_goodbye(void **state)
 	soft_done();
 }
 
+/* ---- 21 --------------------------------------------------------------------------- */
+
+/* zombie/ specs of workers that are no longer in the segment (the segment
+ * went: a reboot, or it was removed by hand): a worker vigild spawned is
+ * restarted like one whose active/ spec was left, and its spec moves to
+ * active/; another worker's spec is removed.  Regression: start-up looked
+ * at active/ only, so these specs stayed in zombie/ for ever (the
+ * runbook's zombie loop listed dead workers) and the spawned one was never
+ * restarted.  Found by a review of the start-up path. */
+static void zombie_specs_of_gone_workers_restarted_or_removed(void **state)
+{
+	(void)state;
+	char text[1024];
+	snprintf(text, sizeof text,
+		 "{\"worker_id\":\"worker-zs-001\",\"worker_type\":\"zs\",\"task_id\":\"zs-task\",\"status\":\"zombie\","
+		 "\"pid\":0,\"pid_start_ticks\":0,\"slot\":0,\"command\":[\"%s\",\"--beat-ms\",\"10\"],\"cwd\":\"/\","
+		 "\"spawned\":true}\n",
+		 DEMO_WORKER_PATH);
+	itest_write_file(&H, ZOMBIE "/worker-zs-001.json", text);
+	itest_write_file(&H, ZOMBIE "/worker-zs-002.json",
+			 "{\"worker_id\":\"worker-zs-002\",\"worker_type\":\"zs\",\"task_id\":\"t\",\"status\":\"zombie\","
+			 "\"pid\":0,\"pid_start_ticks\":0,\"slot\":1,\"command\":[\"sleep\",\"60\"],\"cwd\":\"/\","
+			 "\"spawned\":false}\n");
+	itest_vigild_start(&H);
+	json_t *h = wait_history("worker_id", "worker-zs-001", 1, 5000);
+	CHECK(json_array_size(h) == 1 && strcmp(str(json_array_get(h, 0), "result"), "success") == 0,
+	      "the spawned zombie's restart: %zu outcome line(s)", json_array_size(h));
+	json_decref(h);
+	pid_t neu = wait_spec_pid("worker-zs-001", 0, 3000);
+	CHECK(neu > 0, "active/worker-zs-001.json does not name a live process after the restart");
+	CHECK(count_dir(ZOMBIE, ".json") == 0, "zombie/ still holds %d spec(s) of workers not in the segment",
+	      count_dir(ZOMBIE, ".json"));
+	json_t *other = spec(ACTIVE, "worker-zs-002");
+	CHECK(other == NULL, "the other worker's spec moved to active/");
+	json_decref(other);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1691,6 +1728,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(restarting_spec_ends_only_what_was_being_ended, setup, teardown),
 		cmocka_unit_test_setup_teardown(restart_verdict_waits_for_a_stalled_scanner, setup, teardown),
 		cmocka_unit_test_setup_teardown(kill9_vigild_between_sigterm_and_goodbye, setup, teardown),
+		cmocka_unit_test_setup_teardown(zombie_specs_of_gone_workers_restarted_or_removed, setup, teardown),
 	};
 	/* VIGIL_TEST_FILTER=restart_* runs only the matching tests. */
 	if (getenv("VIGIL_TEST_FILTER") != NULL)
