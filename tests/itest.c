@@ -496,6 +496,41 @@ const char *itest_proc_stat(pid_t pid, char *buf, size_t len)
 	return buf;
 }
 
+uint64_t itest_proc_start_ticks(pid_t pid)
+{
+	char buf[1024];
+	char *p = itest_proc_stat(pid, buf, sizeof buf) != NULL ? strrchr(buf, ')') : NULL;
+	if (p == NULL)
+		return 0;
+	/* p is at the ')' that ends field 2; each space starts the next field. */
+	int field = 2;
+	for (p++; *p != '\0' && field < 22; p++)
+		if (*p == ' ')
+			field++;
+	return strtoull(p, NULL, 10);
+}
+
+bool itest_wait_comm(pid_t pid, const char *prefix, int timeout_ms)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/comm", (int)pid);
+	int64_t deadline = itest_mono_ms() + timeout_ms;
+	for (;;) {
+		char comm[64] = "";
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			ssize_t n = read(fd, comm, sizeof comm - 1);
+			close(fd);
+			comm[n > 0 ? n : 0] = '\0';
+		}
+		if (strncmp(comm, prefix, strlen(prefix)) == 0)
+			return true;
+		if (itest_mono_ms() >= deadline)
+			return false;
+		itest_sleep_ms(5);
+	}
+}
+
 bool itest_alive(pid_t pid)
 {
 	char buf[512];

@@ -898,18 +898,8 @@ static void stale_supervisor_pid_does_not_block_a_start(void **state)
 	snprintf(fake, sizeof fake, "%s/vigild", H.dir);
 	snprintf(script, sizeof script, "cp /bin/sleep '%s' && exec '%s' 60", fake, fake);
 	pid_t impostor = itest_bash_start(&H, script);
-	char comm[32] = "";
-	for (int64_t until = itest_mono_ms() + 3000; strncmp(comm, "vigild", 6) != 0 && itest_mono_ms() < until;) {
-		char path[64];
-		snprintf(path, sizeof path, "/proc/%d/comm", (int)impostor);
-		FILE *f = fopen(path, "r");
-		if (f == NULL || fgets(comm, sizeof comm, f) == NULL)
-			comm[0] = '\0';
-		if (f != NULL)
-			fclose(f);
-		itest_sleep_ms(5);
-	}
-	CHECK(strncmp(comm, "vigild", 6) == 0, "the impostor %d is not called vigild ('%s')", (int)impostor, comm);
+	CHECK(itest_wait_comm(impostor, "vigild", 3000), "the impostor %d is not called vigild within 3 s",
+	      (int)impostor);
 	int fd = shm_open(H.shm, O_RDWR, 0);
 	CHECK(fd >= 0, "shm_open %s: %s", H.shm, strerror(errno));
 	uint64_t pid64 = (uint64_t)impostor;

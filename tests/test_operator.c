@@ -430,19 +430,9 @@ static void test_top_tmux(void **state)
 	FILE *f = fopen(rel, "r");
 	CHECK(f != NULL, "cannot read %s", rel);
 	int top_pid = 0, child;
-	while (top_pid == 0 && fscanf(f, "%d", &child) == 1) {
-		char comm_path[64];
-		snprintf(comm_path, sizeof comm_path, "/proc/%d/comm", child);
-		FILE *cf = fopen(comm_path, "r");
-		char comm[64] = "";
-		if (cf != NULL) {
-			if (fgets(comm, sizeof comm, cf) == NULL)
-				comm[0] = '\0';
-			fclose(cf);
-		}
-		if (strncmp(comm, "vigilctl", 8) == 0)
+	while (top_pid == 0 && fscanf(f, "%d", &child) == 1)
+		if (itest_wait_comm(child, "vigilctl", 0))
 			top_pid = child;
-	}
 	fclose(f);
 	CHECK(top_pid > 1, "no vigilctl among the children of the pane's shell (%s)", rel);
 	CHECK(kill(top_pid, SIGTERM) == 0, "kill(%d, SIGTERM): %s", top_pid, strerror(errno));

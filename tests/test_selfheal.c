@@ -1528,29 +1528,9 @@ static void restarting_spec_ends_only_what_was_being_ended(void **state)
 	}
 	for (int i = 0; i < 2; i++) {
 		/* Wait for the exec: /proc/<pid>/environ then names the worker. */
-		char path[64], comm[64] = "";
-		snprintf(path, sizeof path, "/proc/%d/comm", (int)p[i]);
-		int64_t until = itest_mono_ms() + 3000;
-		while (strncmp(comm, "sleep", 5) != 0 && itest_mono_ms() < until) {
-			FILE *f = fopen(path, "r");
-			if (f != NULL) {
-				if (fgets(comm, sizeof comm, f) == NULL)
-					comm[0] = '\0';
-				fclose(f);
-			}
-			itest_sleep_ms(5);
-		}
-		CHECK(strncmp(comm, "sleep", 5) == 0, "pid %d never became sleep", (int)p[i]);
-		char stat_text[1024] = "";
-		snprintf(path, sizeof path, "/proc/%d/stat", (int)p[i]);
-		FILE *f = fopen(path, "r");
-		CHECK(f != NULL && fgets(stat_text, sizeof stat_text, f) != NULL, "cannot read %s", path);
-		fclose(f);
-		const char *q = strrchr(stat_text, ')');
-		unsigned long long ticks = 0;
-		for (int field = 2; q != NULL && field < 22; field++)
-			q = strchr(q + 1, ' ');
-		CHECK(q != NULL && sscanf(q + 1, "%llu", &ticks) == 1 && ticks > 0, "no start time in %s", path);
+		CHECK(itest_wait_comm(p[i], "sleep", 3000), "pid %d never became sleep within 3 s", (int)p[i]);
+		unsigned long long ticks = (unsigned long long)itest_proc_start_ticks(p[i]);
+		CHECK(ticks > 0, "no start time in /proc/%d/stat", (int)p[i]);
 		char spec_text[768], rel[160];
 		snprintf(spec_text, sizeof spec_text,
 			 "{\"worker_id\":\"%s\",\"worker_type\":\"bystander\",\"task_id\":\"t\",\"status\":\"restarting\","
