@@ -98,11 +98,11 @@ int vigil_action_reload(struct vigil_action *a, const char *why);
 
 void vigil_action_snapshot(struct vigil_action *a, bool force);
 
-/* Writes active/<id>.json for a worker just spawned, before the scanner has
- * seen it register (then the full spec replaces it). */
 /* Rewrites w's spec now, not at the next snapshot: for a change a crash of
  * vigild must not lose (the start of its ending). */
 void vigil_action_spec_now(struct vigil_action *a, struct vigil_worker *w, uint64_t now_ms);
+/* Writes active/<id>.json for a worker just spawned, before the scanner has
+ * seen it register (then the full spec replaces it). */
 void vigil_action_spec_provisional(struct vigil_action *a, const char *id, const char *type, const char *task,
 				   const char *argv_json, const char *cwd, int32_t pid, uint32_t slot, uint64_t tokens,
 				   uint64_t now_ms);

@@ -1342,8 +1342,7 @@ static void take_control_request(struct vigil_action *a, const char *name, uint6
 		 * stall, so that the log line below is a barrier a test can
 		 * trust: nothing the scanner would see after it is seen until the
 		 * stall ends.  A debug hook may block this thread briefly. */
-		uint64_t one = 1;
-		(void)!write(a->scanner->cmdfd, &one, sizeof one);
+		vigil_scanner_wake(a->scanner);
 		bool in = false;
 		for (int i = 0; i < 1000 && !(in = atomic_load_explicit(&a->scanner->debug_stalled, memory_order_relaxed));
 		     i++) {

@@ -153,8 +153,9 @@ bool vigil_restart_underway(struct vigil_action *a, const char *worker_id);
 /* Does restart/queue/ hold a request naming worker_id (any author)?  Reads
  * up to 256 small files: for start-up, not for a hot path. */
 bool vigil_restart_queued_for(struct vigil_action *a, const char *worker_id);
-/* At start-up, for a "restarting" spec whose process may outlive the vigild
- * that was ending it: when /proc confirms pid is that worker (start time,
+/* At start-up, for the spec ("ending": true) of a worker whose restart is
+ * coming and whose process may outlive the vigild that was ending it (it
+ * detached and lingers): when /proc confirms pid is that worker (start time,
  * owner, WORKER_ID), it is ended (SIGTERM, SIGKILL after the grace) before
  * its replacement starts.  true when it is being waited for. */
 bool vigil_restart_resume_ending(struct vigil_action *a, const char *id, int32_t pid, uint64_t start_ticks);

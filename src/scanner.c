@@ -136,6 +136,14 @@ bool vigil_scanner_next_event(struct vigil_scanner *s, struct vigil_event *ev)
 	return ck_ring_dequeue_spsc_vigil_event(&s->ev_ring, s->ev_buf, ev);
 }
 
+void vigil_scanner_wake(struct vigil_scanner *s)
+{
+	if (s->cmdfd >= 0) {
+		uint64_t one = 1;
+		(void)!write(s->cmdfd, &one, sizeof one);
+	}
+}
+
 bool vigil_scanner_command(struct vigil_scanner *s, const struct vigil_command *cmd)
 {
 	struct vigil_command c = *cmd;
@@ -144,10 +152,7 @@ bool vigil_scanner_command(struct vigil_scanner *s, const struct vigil_command *
 	/* Wake the scanner so the command acts now, not at the next tick (a
 	 * pidfd to watch, a slot to look at).  One eventfd write per command:
 	 * commands come per registration or spawn, never per beat. */
-	if (s->cmdfd >= 0) {
-		uint64_t one = 1;
-		(void)!write(s->cmdfd, &one, sizeof one);
-	}
+	vigil_scanner_wake(s);
 	return true;
 }
 

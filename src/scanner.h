@@ -115,9 +115,10 @@ struct vigil_scan_metrics {
 	_Atomic uint64_t host_stalls;
 	_Atomic uint64_t stale_beats_ignored;  /* beats written through an old generation */
 	_Atomic uint64_t last_tick_mono_ns;
-	/* Wall-clock start of the last completed full tick: every slot was
-	 * looked at since then, and the events of those looks are in the ring
-	 * (stored with release after them).  Verdicts of the action thread
+	/* Wall-clock start of the last completed full tick that handed all it
+	 * saw to the ring (a tick that found it full does not move this):
+	 * every slot was looked at since then, and the events of those looks
+	 * are in the ring (stored with release after them).  Verdicts of the action thread
 	 * about what the scanner has or has not seen ("no first beat by its
 	 * deadline") wait until this reaches the deadline: a stalled or
 	 * preempted scanner is not evidence. */
@@ -216,7 +217,11 @@ void vigil_scanner_destroy(struct vigil_scanner *s);
 /* Action side: publish a new policy (takes ownership; frees the old one
  * after an RCU grace period). */
 void vigil_scanner_set_policy(struct vigil_scanner *s, struct vigil_heartbeat_policy *p);
-/* Action side: enqueue a command; false when the ring is full. */
+/* Action side: wake the scanner thread now (it drains its commands and
+ * runs its loop once) rather than at its next tick. */
+void vigil_scanner_wake(struct vigil_scanner *s);
+/* Action side: enqueue a command and wake the scanner; false when the ring
+ * is full. */
 bool vigil_scanner_command(struct vigil_scanner *s, const struct vigil_command *cmd);
 /* Action side: dequeue one event; false when empty. */
 bool vigil_scanner_next_event(struct vigil_scanner *s, struct vigil_event *ev);
