@@ -496,20 +496,6 @@ const char *itest_proc_stat(pid_t pid, char *buf, size_t len)
 	return buf;
 }
 
-uint64_t itest_proc_start_ticks(pid_t pid)
-{
-	char buf[1024];
-	char *p = itest_proc_stat(pid, buf, sizeof buf) != NULL ? strrchr(buf, ')') : NULL;
-	if (p == NULL)
-		return 0;
-	/* p is at the ')' that ends field 2; each space starts the next field. */
-	int field = 2;
-	for (p++; *p != '\0' && field < 22; p++)
-		if (*p == ' ')
-			field++;
-	return strtoull(p, NULL, 10);
-}
-
 bool itest_wait_comm(pid_t pid, const char *prefix, int timeout_ms)
 {
 	char path[64];

@@ -138,8 +138,6 @@ void itest_signal(pid_t pid, int sig);
 bool itest_alive(pid_t pid);
 /* /proc/<pid>/stat into buf (NUL-terminated): buf, or NULL when pid is gone. */
 const char *itest_proc_stat(pid_t pid, char *buf, size_t len);
-/* Field 22 of /proc/<pid>/stat (start time in clock ticks), 0 when gone. */
-uint64_t itest_proc_start_ticks(pid_t pid);
 /* Polls every 5 ms until /proc/<pid>/comm starts with prefix (an exec has
  * happened); true when it did within timeout_ms (0: look once). */
 bool itest_wait_comm(pid_t pid, const char *prefix, int timeout_ms);

@@ -740,7 +740,7 @@ static void scribbler_cannot_crash_or_misdirect_vigild(void **state)
 	memset(&a, 0, sizeof a);
 	snprintf(a.shm, sizeof a.shm, "%s", H.shm);
 	a.victim = victim;
-	a.victim_ticks = itest_proc_start_ticks(victim);
+	a.victim_ticks = vigil__pid_start_ticks(victim);
 	a.ms = 3000;
 	a.seed = getenv("VIGIL_TEST_SEED") != NULL ? strtoull(getenv("VIGIL_TEST_SEED"), NULL, 10)
 						    : (uint64_t)itest_now_ms();
@@ -988,7 +988,7 @@ static int forge(void *arg)
 		snprintf(c->worker_type, sizeof c->worker_type, "forger");
 		c->pid = a->victim;
 		c->registrar_pid = a->registrar; /* a real worker that maps the segment */
-		c->pid_start_ticks = itest_proc_start_ticks(a->victim);
+		c->pid_start_ticks = vigil__pid_start_ticks(a->victim);
 		struct vigil_slot_hot *hot = vigil__hot(h, slot);
 		atomic_store(&hot->beat, vigil_beat_make(gen, 0, 100, 0));
 		atomic_store(&hot->owner, vigil_owner_make(VIGIL_SLOT_ACTIVE, gen));
@@ -2073,7 +2073,7 @@ static int window_setup(void *arg)
 	if (child < 0)
 		return 42;
 	c->pid = child;
-	c->pid_start_ticks = itest_proc_start_ticks(child);
+	c->pid_start_ticks = vigil__pid_start_ticks(child);
 	/* Give it time to exec and attach, as the real window requires. */
 	itest_sleep_ms(100);
 	if (write(a->pipe_fd, &child, sizeof child) != (ssize_t)sizeof child)

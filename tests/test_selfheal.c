@@ -39,6 +39,7 @@
 #include <cmocka.h>
 
 #include "itest.h"
+#include "vigil.h"
 
 static struct itest_home H;
 #include "itest_check.h"
@@ -1529,7 +1530,7 @@ static void restarting_spec_ends_only_what_was_being_ended(void **state)
 	for (int i = 0; i < 2; i++) {
 		/* Wait for the exec: /proc/<pid>/environ then names the worker. */
 		CHECK(itest_wait_comm(p[i], "sleep", 3000), "pid %d never became sleep within 3 s", (int)p[i]);
-		unsigned long long ticks = (unsigned long long)itest_proc_start_ticks(p[i]);
+		unsigned long long ticks = (unsigned long long)vigil__pid_start_ticks(p[i]);
 		CHECK(ticks > 0, "no start time in /proc/%d/stat", (int)p[i]);
 		char spec_text[768], rel[160];
 		snprintf(spec_text, sizeof spec_text,
