@@ -481,12 +481,8 @@ static void on_gone(struct vigil_action *a, const struct vigil_event *ev_in)
 	bool zombie = w->status == VIGIL_STATUS_ZOMBIE;
 	uint32_t held = w->fds_held;
 	bool had_sig = w->sig_pidfd >= 0;
-	/* The restart path first: it decides whether a successor is coming
-	 * (and may keep our pidfd of a process that detached but lives on). */
-	bool was_restart = vigil_restart_on_exit(a, w, ev, ev->kind == VIGIL_EV_DETACHED);
-	if (had_sig && w->sig_pidfd < 0 && held > 0)
-		held--; /* the ending table keeps ours (and counts it) */
-	bool successor = !was_restart && ev->kind != VIGIL_EV_VANISHED && vigil_restart_underway(a, w->id);
+	/* The event first, then what follows from it (a restart's outcome, a
+	 * retry queued): readers see causes before their effects. */
 	if (ev->kind == VIGIL_EV_EXITED) {
 		json_t *o = event_json("worker_exited", w, ev);
 		if (o != NULL) {
@@ -498,11 +494,24 @@ static void on_gone(struct vigil_action *a, const struct vigil_event *ev_in)
 		}
 		append_event(a, a->hb_events_fd, o, HB_FILE);
 		vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_WARN, "worker_exited: worker %s pid %d%s", w->id, w->pid,
-			  zombie ? " (was a zombie; its zombie/ spec stays until cleanup)" : "");
+			  zombie ? " (was a zombie)" : "");
+	} else if (ev->kind == VIGIL_EV_DETACHED) {
+		append_event(a, a->hb_events_fd, event_json("worker_detached", w, ev), HB_FILE);
+		vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_INFO, "worker_detached: worker %s pid %d", w->id, w->pid);
+	}
+	/* The restart path: it decides whether a successor is coming (and may
+	 * keep our pidfd of a process that detached but lives on). */
+	bool was_restart = vigil_restart_on_exit(a, w, ev, ev->kind == VIGIL_EV_DETACHED);
+	if (had_sig && w->sig_pidfd < 0 && held > 0)
+		held--; /* the ending table keeps ours (and counts it) */
+	bool successor = !was_restart && ev->kind != VIGIL_EV_VANISHED && vigil_restart_underway(a, w->id);
+	if (ev->kind == VIGIL_EV_EXITED) {
 		/* A zombie's spec stays in zombie/ for the operator (cleanup
-		 * takes it out and returns its tokens); a live one leaves, unless
-		 * a restart is coming: then it says "restarting" (SPEC §4) and
-		 * keeps the command, so a vigild crash in between loses nothing. */
+		 * takes it out and returns its tokens) unless vigild ended it to
+		 * restart it (its cleanup: restart.c removed it); a live one
+		 * leaves, unless a restart is coming: then it says "restarting"
+		 * (README, "Worker spec") and keeps the command, so a vigild crash
+		 * in between loses nothing. */
 		if (successor) {
 			w->status = VIGIL_STATUS_RESTARTING;
 			spec_write(a, w, ev->unix_ms);
@@ -510,8 +519,6 @@ static void on_gone(struct vigil_action *a, const struct vigil_event *ev_in)
 			spec_remove(a, w, false);
 		}
 	} else if (ev->kind == VIGIL_EV_DETACHED) {
-		append_event(a, a->hb_events_fd, event_json("worker_detached", w, ev), HB_FILE);
-		vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_INFO, "worker_detached: worker %s pid %d", w->id, w->pid);
 		/* Replaced in one rename, never removed first: a vigild crash
 		 * in between would lose the restart and the process it waits for. */
 		if (successor) {

@@ -180,6 +180,19 @@ static void skip(struct vigil_autofix *af, struct vigil_fix_decision *out, const
 	}
 }
 
+void vigil_autofix_skip(struct vigil_autofix *af, const struct vigil_pattern *pt, const char *why,
+			struct vigil_fix_decision *out)
+{
+	if (out == NULL)
+		return;
+	memset(out, 0, sizeof *out);
+	if (af != NULL)
+		af->decisions++;
+	if (pt != NULL)
+		snprintf(out->action, sizeof out->action, "%s", pt->recommended_action);
+	skip(af, out, why);
+}
+
 void vigil_autofix_decide(struct vigil_autofix *af, const struct vigil_autofix_policy *p,
 			  const struct vigil_pattern *pt, bool breaker_open, bool restart_underway, bool quarantined,
 			  bool command_known, uint64_t now_ms, struct vigil_fix_decision *out)

@@ -14,6 +14,7 @@
  * line of coordination/metrics/auto-fix-history.jsonl.
  *
  *   check (in order)          skipped_because              applies to
+ *   budget spent (fixes.c)    given_up                     all
  *   policy enabled false      disabled                     all
  *   confidence < threshold    below_threshold              all (NaN is below)
  *   worker quarantined        quarantined                  all
@@ -122,6 +123,15 @@ void vigil_autofix_destroy(struct vigil_autofix *af);
 void vigil_autofix_decide(struct vigil_autofix *af, const struct vigil_autofix_policy *p,
 			  const struct vigil_pattern *pt, bool breaker_open, bool restart_underway, bool quarantined,
 			  bool command_known, uint64_t now_ms, struct vigil_fix_decision *out);
+
+/*
+ * vigil_autofix_skip - a decision to skip pt for a reason the caller found
+ * before the table: "given_up" (fixes.c: the worker's restart budget is
+ * spent, and only an operator brings it back, so auto-fix neither restarts
+ * nor quarantines it).  Counted like any skip; out is always filled.
+ */
+void vigil_autofix_skip(struct vigil_autofix *af, const struct vigil_pattern *pt, const char *why,
+			struct vigil_fix_decision *out);
 
 /* Applied fixes in the 3600 s before now_ms (what the next decision will
  * compare with max_fixes_per_hour). */

@@ -119,7 +119,12 @@ void vigil_fixes_failure(struct vigil_action *a, const struct vigil_failure *f)
 	bool quarantined = vigil_restart_quarantined(a, pt->worker_id);
 	bool command = vigil_restart_command_known(a, pt->worker_id);
 	struct vigil_fix_decision d;
-	vigil_autofix_decide(&a->af, p, pt, breaker_open, underway, quarantined, command, now, &d);
+	/* One retry budget per worker: once vigild gave up on it, auto-fix
+	 * does not get round that (only an operator's request does). */
+	if (vigil_restart_given_up(a, pt->worker_id))
+		vigil_autofix_skip(&a->af, pt, "given_up", &d);
+	else
+		vigil_autofix_decide(&a->af, p, pt, breaker_open, underway, quarantined, command, now, &d);
 	bool applied = d.verdict == VIGIL_FIX_APPLY && apply(a, pt, &d, now);
 	if (d.verdict == VIGIL_FIX_APPLY && !applied) {
 		snprintf(d.skipped_because, sizeof d.skipped_because, "apply_failed");

@@ -3,15 +3,10 @@
  * cleanup, the token pool.  See restart.h for the files involved.
  *
  * A lineage is one worker id over its successive processes.  Its state
- * machine (state x event; "-" means ignored):
- *
- *   state \ event  failure        request          due           first beat   exit
- *   RUNNING        auto request   STOPPING/WAITING -             -            failure (code != 0)
- *   WAITING        -              stays queued     spawn->STARTING or         -
- *                                                  denied->STOPPED
- *   STARTING       -              stays queued     no beat: failure  success  failure
- *   STOPPING       -              stays queued     SIGKILL       -            WAITING
- *   STOPPED        auto request   WAITING          -             -            -
+ * changes only through lin_step(), that is through the lifecycle table
+ * (lifecycle.c; the README's "Worker lifecycle"), and every step is saved
+ * in coordination/lifecycle/<id>.json so that a vigild that restarts,
+ * even after kill -9, knows what its predecessor knew.
  *
  * "failure" means: record the outcome, then either queue the next attempt
  * (a request file vigild writes itself, so that a crash of vigild loses
@@ -58,6 +53,7 @@
 #include "log.h"
 #include "spawn.h"
 #include "util.h"
+#include "invariant.h"
 #include "verify.h"
 
 #define VIGIL_LINEAGES_MAX 16384u
@@ -70,6 +66,12 @@
 #define ENDING_REAP_POLL_MS 1000u /* and a detached child that runs on */
 
 /* ---- small helpers ------------------------------------------------------------ */
+
+/* In-memory deadlines (restart delays, first-beat deadlines, kill graces,
+ * task deadlines, the retry reset) are on this clock, so that a step of the
+ * wall clock changes no restart; wall-clock time (vigil_unix_ms) is only
+ * what is written into files or compared with them. */
+static uint64_t mono_ms(void) { return vigil_mono_ns() / VIGIL_NS_PER_MS; }
 
 static uint64_t tag_of(const char *s)
 {
@@ -100,7 +102,7 @@ static struct vigil_lineage *lin_new(struct vigil_restart *r, const char *id, co
 		if (l == NULL)
 			return NULL;
 		l->pidfd = -1;
-		l->state = VIGIL_LIN_STOPPED;
+		l->state = VIGIL_LIFE_STOPPED;
 		r->lin[r->nlin++] = l;
 	}
 	snprintf(l->id, sizeof l->id, "%s", id);
@@ -122,6 +124,33 @@ static struct vigil_lineage *lin_new(struct vigil_restart *r, const char *id, co
 	}
 	l->tokens = tokens;
 	return l;
+}
+
+/* Rewrites coordination/lifecycle/<id>.json (or removes it for a lineage
+ * with nothing to keep).  A failure is logged: the lineage goes on in
+ * memory, and the next step writes it again. */
+static void lin_save(struct vigil_action *a, const struct vigil_lineage *l)
+{
+	struct vigil_restart *r = &a->rs;
+	char name[80];
+	snprintf(name, sizeof name, "%s.json", l->id);
+	if (!vigil_life_kept(l)) {
+		vigil_fs_remove(r->lifecycle_fd, name);
+		return;
+	}
+	json_t *o = vigil_life_to_json(l, mono_ms(), vigil_unix_ms());
+	int rc = o != NULL ? vigil_fs_replace_json(r->lifecycle_fd, name, o) : -ENOMEM;
+	json_decref(o);
+	if (rc < 0)
+		vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_ERROR, "cannot write coordination/lifecycle/%s: %s", name,
+			  strerror(-rc));
+}
+
+/* The one door to a lineage's state: the table's cell, then the record. */
+static void lin_step(struct vigil_action *a, struct vigil_lineage *l, uint8_t event)
+{
+	vigil_life_step(l, event);
+	lin_save(a, l);
 }
 
 static bool is_request_name(const char *n)
@@ -310,20 +339,31 @@ static void read_history(struct vigil_action *a)
 static void write_auto_request(struct vigil_action *a, struct vigil_lineage *l, uint32_t attempt, const char *reason,
 			       uint64_t now);
 
-/* Records the outcome of the attempt l is serving and moves l on. */
-static void outcome(struct vigil_action *a, struct vigil_lineage *l, bool success, const char *reason, bool retry,
+/* How a request ends.  SUCCESS and FAILED close an attempt (a spawn was
+ * tried: counted in restarts_attempted); REFUSED closes a request that
+ * never became one (quarantined, given up, unknown, breaker open) unless an
+ * attempt was already under way, which then failed; GIVE_UP refuses
+ * because the budget is spent. */
+enum outcome_kind { OUT_SUCCESS, OUT_FAILED, OUT_REFUSED, OUT_GIVE_UP };
+
+/* Records the outcome of the request l is serving (one history line) and
+ * moves l on through the lifecycle table. */
+static void outcome(struct vigil_action *a, struct vigil_lineage *l, enum outcome_kind kind, const char *reason,
 		    uint64_t now)
 {
 	struct vigil_restart *r = &a->rs;
 	const struct vigil_restart_policy *p = policy(a);
-	bool last = !success && l->attempt >= p->max_retries;
+	bool success = kind == OUT_SUCCESS;
+	bool last = kind == OUT_GIVE_UP || (kind == OUT_FAILED && l->attempt >= p->max_retries);
+	/* The give-up names the failure that spent the budget, never "". */
+	const char *cause = reason[0] != '\0' ? reason : l->failure[0] != '\0' ? l->failure : "unspecified";
 	struct vigil_history_record rec;
 	memset(&rec, 0, sizeof rec);
 	snprintf(rec.worker_id, sizeof rec.worker_id, "%s", l->id);
 	snprintf(rec.worker_type, sizeof rec.worker_type, "%s", l->type);
 	snprintf(rec.task_id, sizeof rec.task_id, "%s", l->task);
 	snprintf(rec.request_id, sizeof rec.request_id, "%s", l->request_id);
-	snprintf(rec.reason, sizeof rec.reason, "%s", last ? "max_retries_exceeded" : reason);
+	snprintf(rec.reason, sizeof rec.reason, "%.128s", last ? "max_retries_exceeded" : cause);
 	rec.success = success;
 	rec.attempt = l->attempt;
 	rec.timestamp_ms = now;
@@ -332,32 +372,44 @@ static void outcome(struct vigil_action *a, struct vigil_lineage *l, bool succes
 		if (l->pid > 0)
 			json_object_set_new(extra, "pid", json_integer(l->pid));
 		if (last)
-			json_object_set_new(extra, "cause", json_string(reason));
+			json_object_set_new(extra, "cause", json_string(cause));
 		if (l->reason[0] != '\0')
 			json_object_set_new(extra, "requested_because", json_string(l->reason));
 		if (l->trial)
 			json_object_set_new(extra, "breaker_trial", json_true());
+		if (!l->counted && !success)
+			json_object_set_new(extra, "refused", json_true());
 	}
 	int rc = vigil_history_append(r->history_fd, &rec, (double)l->delay_ms / 1000.0, extra);
 	json_decref(extra);
+	/* The table's event for how the request ended, from where it stands. */
+	uint8_t ev = success ? VIGIL_LE_FIRST_BEAT
+			     : (l->state == VIGIL_LIFE_STARTING || (l->state == VIGIL_LIFE_WAITING && l->counted))
+				       ? VIGIL_LE_ATTEMPT_FAILED
+				       : VIGIL_LE_REFUSED;
 	if (rc < 0) {
 		/* The request stays queued: its outcome is not recorded, so it is
-		 * not finished.  It is tried again on the next poll. */
+		 * not finished.  It is taken again on the next poll, and its
+		 * attempt is counted again then. */
 		vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_ERROR,
 			  "cannot append to metrics/worker-restart-history.jsonl: %s; request %s stays queued",
 			  strerror(-rc), l->request);
+		if (l->counted && r->attempted > 0)
+			r->attempted--;
+		l->counted = false;
 		l->request[0] = '\0';
-		l->state = VIGIL_LIN_STOPPED;
+		lin_step(a, l, success ? VIGIL_LE_ATTEMPT_FAILED : ev);
 		return;
 	}
-	if (success)
-		r->succeeded++;
+	if (l->counted)
+		success ? r->succeeded++ : r->failed++;
 	else
-		r->failed++;
+		r->refused++;
+	l->counted = false;
 	vigil_log(VIGIL_LOG_RESTART, success ? VIGIL_LOG_INFO : VIGIL_LOG_WARN,
 		  "restart of %s (type %s, task %s) attempt %u after %.3f s: %s%s%s", l->id, l->type,
 		  l->task[0] ? l->task : "-", l->attempt, (double)l->delay_ms / 1000.0, success ? "success" : "failure",
-		  success ? "" : ": ", success ? "" : (last ? "max_retries_exceeded" : reason));
+		  success ? "" : ": ", success ? "" : (last ? "max_retries_exceeded" : cause));
 	if (l->request[0] != '\0')
 		vigil_fs_remove(r->queue_fd, l->request);
 	l->request[0] = '\0';
@@ -366,14 +418,14 @@ static void outcome(struct vigil_action *a, struct vigil_lineage *l, bool succes
 	l->trial = false;
 	read_history(a); /* breakers see this outcome at once */
 	if (success) {
-		l->state = VIGIL_LIN_RUNNING;
-		l->healthy_since_ms = now;
+		l->healthy_since_ms = mono_ms();
+		lin_step(a, l, ev);
 		return;
 	}
-	snprintf(l->failure, sizeof l->failure, "%s", reason);
-	l->state = VIGIL_LIN_STOPPED;
-
-	if (last || !retry) {
+	if (kind == OUT_FAILED)
+		snprintf(l->failure, sizeof l->failure, "%s", cause);
+	lin_step(a, l, ev);
+	if (last || kind != OUT_FAILED) {
 		/* Nothing more will run: a "restarting" spec left for it goes. */
 		urcu_memb_read_lock();
 		bool live = vigil_registry_find(&a->reg, l->id) != NULL;
@@ -386,17 +438,21 @@ static void outcome(struct vigil_action *a, struct vigil_lineage *l, bool succes
 	}
 	if (last) {
 		r->gave_up++;
+		lin_step(a, l, VIGIL_LE_GIVE_UP);
 		vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_ERROR,
-			  "giving up on %s: attempt %u would exceed max_retries %u (last failure: %s)", l->id,
-			  l->attempt > p->max_retries ? l->attempt : l->attempt + 1, p->max_retries, reason);
-	} else if (retry) {
-		write_auto_request(a, l, l->attempt + 1, reason, now);
+			  "giving up on %s after attempt %u (max_retries %u; last failure: %s): no more restarts until an "
+			  "operator asks (vigilctl restart %s)",
+			  l->id, l->attempt, p->max_retries, l->failure[0] ? l->failure : cause, l->id);
+	} else if (kind == OUT_FAILED) {
+		write_auto_request(a, l, l->attempt + 1, cause, now);
 	}
+	if (kind != OUT_FAILED)
+		return;
 	/* A failed attempt is a failure to classify, after the retry is queued
 	 * (so auto-fix sees the restart already under way; once: the death of a
 	 * restart attempt is reported here, not again as an exit). */
-	bool slow = strncmp(reason, "no_first_beat", 13) == 0;
-	if (slow || strncmp(reason, "died before", 11) == 0 || strncmp(reason, "spawn_failed", 12) == 0) {
+	bool slow = strncmp(cause, "no_first_beat", 13) == 0;
+	if (slow || strncmp(cause, "died before", 11) == 0 || strncmp(cause, "spawn_failed", 12) == 0) {
 		struct vigil_failure f;
 		memset(&f, 0, sizeof f);
 		f.kind = slow ? VIGIL_FAIL_SLOW_START : VIGIL_FAIL_RESTART;
@@ -405,7 +461,8 @@ static void outcome(struct vigil_action *a, struct vigil_lineage *l, bool succes
 		f.exit_code = -1;
 		f.signal = -1;
 		f.at_ms = now;
-		f.uptime_ms = l->spawned_ms > 0 && now > l->spawned_ms ? now - l->spawned_ms : 0;
+		uint64_t m = mono_ms();
+		f.uptime_ms = l->spawned_ms > 0 && m > l->spawned_ms ? m - l->spawned_ms : 0;
 		vigil_fixes_failure(a, &f);
 	}
 }
@@ -416,11 +473,7 @@ static void write_auto_request(struct vigil_action *a, struct vigil_lineage *l, 
 			       uint64_t now)
 {
 	struct vigil_restart *r = &a->rs;
-	if (l->quarantined) {
-		vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_WARN, "%s is quarantined (%s): not restarted after: %s", l->id,
-			  l->quarantine_why, reason);
-		return;
-	}
+	VIGIL_ASSERT(l->state != VIGIL_LIFE_QUARANTINED && l->state != VIGIL_LIFE_GAVE_UP);
 	json_t *o = json_object();
 	if (o == NULL)
 		return;
@@ -466,7 +519,7 @@ bool vigil_restart_kill(struct vigil_action *a, struct vigil_worker *w, uint8_t 
 	w->kill_why = why;
 	w->kill_signal = SIGTERM;
 	w->kill_sent_ms = now_ms;
-	w->kill_due_ms = now_ms + (uint64_t)llround(policy(a)->kill_grace_seconds * 1000.0);
+	w->kill_due_ms = mono_ms() + (uint64_t)llround(policy(a)->kill_grace_seconds * 1000.0); /* monotonic */
 	/* On disk before the signal ("ending": true): the process may detach
 	 * and the scanner free its slot at once, and a vigild killed then must
 	 * still find, from the spec alone, a process it has to finish ending. */
@@ -621,8 +674,7 @@ bool vigil_restart_resume_ending(struct vigil_action *a, const char *id, int32_t
 	snprintf(e_id, sizeof e_id, "WORKER_ID=%s", id);
 	bool same = stat(path, &st) == 0 && st.st_uid == geteuid() && vigil_proc_start_ticks(pid) == start_ticks &&
 		    vigil_proc_environ_has(pid, e_id) && !pidfd_exited(fd);
-	uint64_t now = vigil_unix_ms();
-	uint64_t due = now + (uint64_t)llround(policy(a)->kill_grace_seconds * 1000.0);
+	uint64_t due = mono_ms() + (uint64_t)llround(policy(a)->kill_grace_seconds * 1000.0);
 	if (!same || !ending_add(a, fd, pid, true, false, SIGTERM, due, id)) {
 		close(fd);
 		return false;
@@ -814,13 +866,9 @@ static void start_cleanup(struct vigil_action *a, const char *name, const char *
 		if (w == NULL || w->status != VIGIL_STATUS_ZOMBIE || (worker_id[0] && strcmp(worker_id, w->id) != 0))
 			continue;
 		struct vigil_lineage *l = lin_find(r, w->id);
-		if (l != NULL) {
-			l->state = VIGIL_LIN_STOPPED; /* cleaned up: not restarted */
-			if (l->request[0] != '\0') {
-				vigil_fs_remove(r->queue_fd, l->request);
-				l->request[0] = '\0';
-			}
-		}
+		if (l != NULL && l->request[0] != '\0' &&
+		    (l->state == VIGIL_LIFE_WAITING || l->state == VIGIL_LIFE_STOPPING || l->state == VIGIL_LIFE_STARTING))
+			outcome(a, l, OUT_REFUSED, "cleaned_up: the operator cleaned the zombie up", now);
 		if (w->kill_why != VIGIL_KILL_NONE || vigil_restart_kill(a, w, VIGIL_KILL_CLEANUP, now)) {
 			w->kill_why = VIGIL_KILL_CLEANUP;
 			w->cleanup_idx = (int16_t)idx;
@@ -904,14 +952,14 @@ static bool spawn_lineage(struct vigil_action *a, struct vigil_lineage *l, uint6
 	l->pidfd = res.pidfd;
 	l->slot = res.slot;
 	l->gen = res.gen;
-	l->spawned_ms = vigil_unix_ms();
+	l->spawned_ms = mono_ms();
 	l->deadline_ms = l->timeout_seconds > 0 ? l->spawned_ms + (uint64_t)llround(l->timeout_seconds * 1000.0) : 0;
 	r->tokens_allocated += l->tokens;
 	r->spawned++;
 	/* The spec exists before anything says "spawned" (the log, the queue
 	 * file's removal): readers never find a spawned worker without one. */
 	vigil_action_spec_provisional(a, l->id, l->type, l->task, l->argv_json, l->cwd, l->pid, l->slot, l->tokens,
-				      l->spawned_ms);
+				      vigil_unix_ms());
 	vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_INFO, "spawned %s (type %s, task %s) pid %d slot %u", l->id, l->type,
 		  l->task[0] ? l->task : "-", res.pid, res.slot);
 	/* Ask the scanner to look at the slot now and watch for the first
@@ -1021,8 +1069,10 @@ static void take_restart_request(struct vigil_action *a, const char *name, uint6
 		snprintf(rid, sizeof rid, "%.100s@%lld.%09ld", name, (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
 	else
 		snprintf(rid, sizeof rid, "%.100s", name);
-	bool auto_req = json_is_string(json_object_get(o, "source")) &&
-			strcmp(json_string_value(json_object_get(o, "source")), "vigild") == 0;
+	char source[32];
+	snprintf(source, sizeof source, "%.31s",
+		 json_is_string(json_object_get(o, "source")) ? json_string_value(json_object_get(o, "source")) : "");
+	bool operator = vigil_life_source_is_operator(source);
 	uint32_t attempt_req = attempt_v != NULL ? (uint32_t)json_integer_value(attempt_v) : 0;
 
 	/* Done before a crash?  Then only the file is left to remove. */
@@ -1062,7 +1112,7 @@ static void take_restart_request(struct vigil_action *a, const char *name, uint6
 		}
 	}
 	json_decref(o);
-	if (l->state == VIGIL_LIN_WAITING || l->state == VIGIL_LIN_STARTING || l->state == VIGIL_LIN_STOPPING)
+	if (l->state == VIGIL_LIFE_WAITING || l->state == VIGIL_LIFE_STARTING || l->state == VIGIL_LIFE_STOPPING)
 		return; /* one restart at a time per worker: this one waits its turn */
 	if (l->pidfd >= 0 && l->pid > 0) {
 		/* Spawned, not registered yet (that takes a tick): this request
@@ -1071,54 +1121,61 @@ static void take_restart_request(struct vigil_action *a, const char *name, uint6
 		return;
 	}
 	l->queued = false;
-	if (l->quarantined) {
-		snprintf(l->request, sizeof l->request, "%.127s", name);
-		snprintf(l->request_id, sizeof l->request_id, "%s", rid);
-		snprintf(l->reason, sizeof l->reason, "%s", reason);
-		l->delay_ms = 0;
-		char msg[200];
-		snprintf(msg, sizeof msg, "quarantined: %s", l->quarantine_why);
-		outcome(a, l, false, msg, false, now);
+	snprintf(l->request, sizeof l->request, "%.127s", name);
+	snprintf(l->request_id, sizeof l->request_id, "%s", rid);
+	snprintf(l->reason, sizeof l->reason, "%s", reason);
+	l->delay_ms = 0;
+	l->counted = false;
+	if (!vigil_life_request_allowed(l->state, source)) {
+		/* One budget per worker, whoever asks: once it is spent, or while
+		 * auto-fix holds the worker in quarantine, only an operator brings
+		 * it back (a lift first, for a quarantine). */
+		char msg[300];
+		if (l->state == VIGIL_LIFE_QUARANTINED)
+			snprintf(msg, sizeof msg, "quarantined: %s (vigilctl quarantine lift %s)", l->quarantine_why, id);
+		else
+			snprintf(msg, sizeof msg, "given_up: max_retries spent (last failure: %.100s); only an operator's "
+				 "request restarts it", l->failure[0] ? l->failure : "unspecified");
+		outcome(a, l, OUT_REFUSED, msg, now);
 		return;
 	}
 	if (l->argv_json == NULL) {
 		/* Nothing to run: say so once, do not retry what cannot work. */
-		snprintf(l->request, sizeof l->request, "%.127s", name);
-		snprintf(l->request_id, sizeof l->request_id, "%s", rid);
-		snprintf(l->reason, sizeof l->reason, "%s", reason);
-		l->attempt = attempt_req > 0 ? attempt_req : 1;
-		l->delay_ms = 0;
 		char msg[160];
 		snprintf(msg, sizeof msg, "unknown_worker: no command known for %s (not started by vigild, no spec)", id);
-		outcome(a, l, false, msg, false, now);
+		outcome(a, l, OUT_REFUSED, msg, now);
 		return;
 	}
-
-	snprintf(l->request, sizeof l->request, "%.127s", name);
-	snprintf(l->request_id, sizeof l->request_id, "%s", rid);
-	snprintf(l->reason, sizeof l->reason, "%s", reason);
-	if (attempt_req > 0)
+	/* The request a previous vigild was serving when it stopped keeps its
+	 * attempt and its absolute due time (lifecycle.h). */
+	bool resumed = l->resumed_request_id[0] != '\0' && strcmp(l->resumed_request_id, rid) == 0;
+	if (resumed)
+		l->attempt = l->resumed_attempt;
+	else if (attempt_req > 0)
 		l->attempt = attempt_req;
-	else if (!auto_req && l->attempt >= policy(a)->max_retries)
+	else if (operator && l->state == VIGIL_LIFE_GAVE_UP)
 		l->attempt = 1; /* an operator's request after a give-up starts afresh */
 	else
-		l->attempt++;
+		l->attempt++;   /* auto-fix, vigild and operators share one budget */
 
 	/* The restart the previous vigild spawned for this very request? */
 	urcu_memb_read_lock();
 	struct vigil_worker *w = vigil_registry_find(&a->reg, id);
 	urcu_memb_read_unlock();
 	if (w != NULL && w->spawned && l->gen == w->gen && l->slot == w->slot && l->pid == w->pid && l->pid > 0 &&
-	    l->state == VIGIL_LIN_RUNNING && l->adopted_tag == tag_of(rid)) {
-		l->state = VIGIL_LIN_STARTING;
-		l->due_ms = now + a->hb.timeout_ns / VIGIL_NS_PER_MS;
+	    l->state == VIGIL_LIFE_RUNNING && l->adopted_tag == tag_of(rid)) {
+		l->counted = true;
+		r->attempted++;
+		l->resumed_request_id[0] = '\0';
+		lin_step(a, l, VIGIL_LE_SPAWNED);
+		l->due_ms = mono_ms() + a->hb.timeout_ns / VIGIL_NS_PER_MS;
 		if (w->beat_seen) {
 			/* It beat after we adopted it and before this request was
 			 * read (the scanner reports that first beat once, and it
 			 * may come first on a busy host): that beat is the success. */
 			vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_INFO,
 				  "request %s: its worker was already spawned before vigild restarted and beats", name);
-			outcome(a, l, true, "first_beat", false, now);
+			outcome(a, l, OUT_SUCCESS, "first_beat", now);
 			return;
 		}
 		vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_INFO,
@@ -1127,8 +1184,7 @@ static void take_restart_request(struct vigil_action *a, const char *name, uint6
 		return;
 	}
 	if (l->attempt > policy(a)->max_retries) {
-		l->delay_ms = 0;
-		outcome(a, l, false, l->reason, false, now);
+		outcome(a, l, OUT_GIVE_UP, l->failure, now);
 		return;
 	}
 	/* An open breaker refuses now, before anything is ended: a refused
@@ -1140,7 +1196,7 @@ static void take_restart_request(struct vigil_action *a, const char *name, uint6
 		l->delay_ms = 0;
 		vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_WARN,
 			  "restart of %s refused: the circuit breaker for type %s is open", l->id, l->type);
-		outcome(a, l, false, "circuit_breaker_open", false, now);
+		outcome(a, l, OUT_REFUSED, "circuit_breaker_open", now);
 		return;
 	}
 	/* The record may come from a spec file (a worker this vigild did not
@@ -1150,17 +1206,27 @@ static void take_restart_request(struct vigil_action *a, const char *name, uint6
 		l->slot = w->slot;
 		l->gen = w->gen;
 	}
-	l->delay_ms = backoff_ms(a, l->attempt);
-	l->due_ms = now + l->delay_ms;
-	r->attempted++;
-	if (w != NULL && w->status != VIGIL_STATUS_EXITED && w->kill_why == VIGIL_KILL_NONE &&
-	    vigil_restart_kill(a, w, VIGIL_KILL_RESTART, now)) {
-		l->state = VIGIL_LIN_STOPPING; /* restart = end it, then start it */
+	uint64_t mono = mono_ms();
+	if (resumed) {
+		/* Due when its predecessor said (a wall-clock instant in the
+		 * file), not a whole delay from now. */
+		uint64_t due_unix = l->resumed_due_unix_ms;
+		l->due_ms = mono + (due_unix > now ? due_unix - now : 0);
+		if (l->delay_ms == 0)
+			l->delay_ms = backoff_ms(a, l->attempt);
 	} else {
-		l->state = VIGIL_LIN_WAITING;
+		l->delay_ms = backoff_ms(a, l->attempt);
+		l->due_ms = mono + l->delay_ms;
 	}
-	vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_INFO, "restart of %s requested (%s, %s): attempt %u in %.3f s", id, name,
-		  reason, l->attempt, (double)l->delay_ms / 1000.0);
+	l->resumed_request_id[0] = '\0';
+	if (w != NULL && w->status != VIGIL_STATUS_EXITED && w->kill_why == VIGIL_KILL_NONE &&
+	    vigil_restart_kill(a, w, VIGIL_KILL_RESTART, now))
+		lin_step(a, l, VIGIL_LE_REQUEST); /* restart = end it, then start it */
+	else
+		lin_step(a, l, VIGIL_LE_REQUEST_IDLE);
+	vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_INFO, "restart of %s requested (%s, %s%s%s): attempt %u in %.3f s", id,
+		  name, reason, source[0] ? ", from " : "", source, l->attempt,
+		  (double)(l->due_ms > mono ? l->due_ms - mono : 0) / 1000.0);
 }
 
 static void spawn_failed(struct vigil_action *a, const char *name, const char *id, const char *type, const char *why,
@@ -1220,7 +1286,13 @@ static void take_spawn_request(struct vigil_action *a, const char *name, uint64_
 			  name);
 		return;
 	}
-	if (live || (l != NULL && l->state != VIGIL_LIN_STOPPED)) {
+	if (l != NULL && l->state == VIGIL_LIFE_QUARANTINED && !live) {
+		json_decref(o);
+		spawn_failed(a, name, id, type, "worker id is quarantined: lift it first (vigilctl quarantine lift)", now);
+		return;
+	}
+	if (live || (l != NULL && l->state != VIGIL_LIFE_STOPPED && l->state != VIGIL_LIFE_FINISHED &&
+		     l->state != VIGIL_LIFE_GAVE_UP)) {
 		json_decref(o);
 		spawn_failed(a, name, id, type, "worker id is already in use", now);
 		return;
@@ -1243,15 +1315,15 @@ static void take_spawn_request(struct vigil_action *a, const char *name, uint64_
 	l->timeout_seconds = timeout_seconds;
 	l->attempt = 0;
 	l->delay_ms = 0;
+	l->failure[0] = '\0';
 	if (spawn_lineage(a, l, tag_of(name), why, sizeof why)) {
-		l->state = VIGIL_LIN_RUNNING;
+		lin_step(a, l, VIGIL_LE_STARTED);
 		/* spawn_lineage wrote the spec before the request goes: an id is
 		 * never free in between (vigilctl picks ids from both). */
 		vigil_fs_remove(r->spawn_queue_fd, name);
 		return;
 	}
-	l->state = VIGIL_LIN_STOPPED;
-	spawn_failed(a, name, id, type, why, now);
+	spawn_failed(a, name, id, type, why, now); /* its state stays where it was: nothing runs */
 }
 
 static void spawn_failed(struct vigil_action *a, const char *name, const char *id, const char *type, const char *why,
@@ -1376,6 +1448,7 @@ bool vigil_restart_on_registered(struct vigil_action *a, struct vigil_worker *w,
 		w->spawned = true;
 		w->tokens = l->tokens;
 		w->sig_pidfd = l->pidfd;
+		w->restart_attempt = l->attempt;
 		l->pidfd = -1;
 		free(w->cwd);
 		w->cwd = l->cwd != NULL ? strdup(l->cwd) : NULL;
@@ -1412,16 +1485,26 @@ bool vigil_restart_on_registered(struct vigil_action *a, struct vigil_worker *w,
 			free(w->cwd);
 			w->cwd = strdup(dir);
 		}
-		if ((ev->cold_flags & VIGIL_COLD_SPAWNED) && have) {
+		struct vigil_lineage *old = lin_find(r, w->id);
+		if ((ev->cold_flags & VIGIL_COLD_SPAWNED) && have && old != NULL &&
+		    vigil_life_next(old->state, VIGIL_LE_ADOPTED) < 0) {
+			/* The slot says so, but this lineage is mid-restart (a slot is
+			 * untrusted: a scribbled one can claim anything): it is a
+			 * worker like any other, not the lineage's process. */
+			vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_WARN,
+				  "slot %u claims to be %s spawned by vigild, but %s is %s: not taken as its process",
+				  w->slot, w->id, w->id, vigil_life_state_name(old->state));
+		} else if ((ev->cold_flags & VIGIL_COLD_SPAWNED) && have) {
 			w->spawned = true;
 			struct vigil_lineage *nl = lin_new(r, w->id, w->type, w->task, argv_json, dir, tokens);
 			if (nl != NULL) {
-				nl->state = VIGIL_LIN_RUNNING;
+				lin_step(a, nl, VIGIL_LE_ADOPTED);
+				w->restart_attempt = nl->attempt;
 				nl->pid = w->pid;
 				nl->slot = w->slot;
 				nl->gen = w->gen;
 				nl->adopted_tag = ev->spawn_tag; /* the request it was spawned for */
-				nl->healthy_since_ms = vigil_unix_ms();
+				nl->healthy_since_ms = mono_ms();
 			}
 		}
 	}
@@ -1433,20 +1516,20 @@ bool vigil_restart_on_registered(struct vigil_action *a, struct vigil_worker *w,
 void vigil_restart_on_first_beat(struct vigil_action *a, struct vigil_worker *w)
 {
 	struct vigil_lineage *l = lin_find(&a->rs, w->id);
-	if (l == NULL || l->state != VIGIL_LIN_STARTING || l->slot != w->slot || l->gen != w->gen)
+	if (l == NULL || l->state != VIGIL_LIFE_STARTING || l->slot != w->slot || l->gen != w->gen)
 		return;
-	outcome(a, l, true, "first_beat", false, vigil_unix_ms());
+	outcome(a, l, OUT_SUCCESS, "first_beat", vigil_unix_ms());
 }
 
 void vigil_restart_on_zombie(struct vigil_action *a, struct vigil_worker *w)
 {
 	struct vigil_lineage *l = lin_find(&a->rs, w->id);
-	if (l == NULL || l->state != VIGIL_LIN_RUNNING || !w->spawned)
+	if (l == NULL || l->state != VIGIL_LIFE_RUNNING || !w->spawned)
 		return;
 	/* A hung worker vigild restarts: end it first, then the exit takes the
 	 * restart path with reason "zombie". */
-	if (l->quarantined)
-		return; /* quarantined: it is left as a zombie for the operator */
+	if (l->state == VIGIL_LIFE_QUARANTINED || l->state == VIGIL_LIFE_GAVE_UP)
+		return; /* left as a zombie for the operator */
 	if (!vigil_restart_kill(a, w, VIGIL_KILL_ZOMBIE, vigil_unix_ms()))
 		vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_WARN, "zombie %s cannot be ended (identity not verified)", w->id);
 	else
@@ -1502,27 +1585,29 @@ bool vigil_restart_on_exit(struct vigil_action *a, struct vigil_worker *w, const
 	else
 		snprintf(why, sizeof why, "exited (status unknown)");
 	switch (l->state) {
-	case VIGIL_LIN_STARTING: {
+	case VIGIL_LIFE_STARTING: {
 		char msg[200];
 		snprintf(msg, sizeof msg, "died before its first beat: %s", why);
-		outcome(a, l, false, msg, true, now);
+		outcome(a, l, OUT_FAILED, msg, now);
 		return true;
 	}
-	case VIGIL_LIN_STOPPING:
-		l->state = VIGIL_LIN_WAITING;
-		if (l->due_ms < now)
-			l->due_ms = now;
+	case VIGIL_LIFE_STOPPING:
+		lin_step(a, l, VIGIL_LE_ENDED);
+		if (l->due_ms < mono_ms())
+			l->due_ms = mono_ms();
 		break;
-	case VIGIL_LIN_RUNNING:
+	case VIGIL_LIFE_RUNNING:
 		if (w->kill_why == VIGIL_KILL_ZOMBIE) {
+			snprintf(l->failure, sizeof l->failure, "zombie");
 			write_auto_request(a, l, l->attempt + 1, "zombie", now);
-			l->state = VIGIL_LIN_STOPPED;
+			lin_step(a, l, VIGIL_LE_FAILED);
 		} else if (detached || w->kill_why == VIGIL_KILL_CLEANUP || w->kill_why == VIGIL_KILL_DEADLINE ||
 			   (ev->exit_code == 0 && ev->exit_signal == 0)) {
-			l->state = VIGIL_LIN_STOPPED; /* finished, or ended on purpose */
+			lin_step(a, l, VIGIL_LE_FINISHED); /* finished, or ended on purpose */
 		} else {
+			snprintf(l->failure, sizeof l->failure, "%s", why);
 			write_auto_request(a, l, l->attempt + 1, why, now);
-			l->state = VIGIL_LIN_STOPPED;
+			lin_step(a, l, VIGIL_LE_FAILED);
 		}
 		break;
 	default:
@@ -1571,14 +1656,22 @@ int vigil_restart_request_from(struct vigil_action *a, const char *worker_id, co
 int vigil_restart_quarantine(struct vigil_action *a, const char *worker_id, const char *worker_type, const char *why,
 			     uint64_t now_ms)
 {
-	(void)now_ms;
 	struct vigil_lineage *l = lin_find(&a->rs, worker_id);
 	if (l == NULL)
 		l = lin_new(&a->rs, worker_id, worker_type, "", NULL, NULL, 0);
 	if (l == NULL)
 		return -ENOMEM;
-	l->quarantined = true;
+	if (l->state == VIGIL_LIFE_QUARANTINED)
+		return 0;
+	/* A request under way is closed first, with its one outcome line
+	 * (the table has no quarantine cell for a lineage mid-restart). */
+	if (l->state == VIGIL_LIFE_WAITING || l->state == VIGIL_LIFE_STOPPING || l->state == VIGIL_LIFE_STARTING) {
+		char msg[200];
+		snprintf(msg, sizeof msg, "quarantined: %s", why);
+		outcome(a, l, OUT_REFUSED, msg, now_ms);
+	}
 	snprintf(l->quarantine_why, sizeof l->quarantine_why, "%s", why);
+	lin_step(a, l, VIGIL_LE_QUARANTINE);
 	vigil_log(VIGIL_LOG_AUTOFIX, VIGIL_LOG_WARN,
 		  "quarantined %s: no more restarts until an operator lifts it (vigilctl quarantine lift %s): %s",
 		  worker_id, worker_id, why);
@@ -1589,11 +1682,11 @@ int vigil_restart_quarantine(struct vigil_action *a, const char *worker_id, cons
 static int quarantine_lift(struct vigil_action *a, const char *worker_id)
 {
 	struct vigil_lineage *l = lin_find(&a->rs, worker_id);
-	if (l == NULL || !l->quarantined)
+	if (l == NULL || l->state != VIGIL_LIFE_QUARANTINED)
 		return -ENOENT;
-	l->quarantined = false;
 	l->quarantine_why[0] = '\0';
 	l->attempt = 0;
+	lin_step(a, l, VIGIL_LE_LIFT);
 	vigil_patterns_forget(&a->pat, worker_id); /* or the old history quarantines it again */
 	vigil_log(VIGIL_LOG_AUTOFIX, VIGIL_LOG_INFO, "quarantine of %s lifted by an operator", worker_id);
 	return 0;
@@ -1618,14 +1711,20 @@ bool vigil_restart_queued_for(struct vigil_action *a, const char *worker_id)
 bool vigil_restart_underway(struct vigil_action *a, const char *worker_id)
 {
 	struct vigil_lineage *l = lin_find(&a->rs, worker_id);
-	return l != NULL && (l->queued || l->state == VIGIL_LIN_WAITING || l->state == VIGIL_LIN_STARTING ||
-			     l->state == VIGIL_LIN_STOPPING);
+	return l != NULL && (l->queued || l->state == VIGIL_LIFE_WAITING || l->state == VIGIL_LIFE_STARTING ||
+			     l->state == VIGIL_LIFE_STOPPING);
 }
 
 bool vigil_restart_quarantined(struct vigil_action *a, const char *worker_id)
 {
 	struct vigil_lineage *l = lin_find(&a->rs, worker_id);
-	return l != NULL && l->quarantined;
+	return l != NULL && l->state == VIGIL_LIFE_QUARANTINED;
+}
+
+bool vigil_restart_given_up(struct vigil_action *a, const char *worker_id)
+{
+	struct vigil_lineage *l = lin_find(&a->rs, worker_id);
+	return l != NULL && l->state == VIGIL_LIFE_GAVE_UP;
 }
 
 bool vigil_restart_command_known(struct vigil_action *a, const char *worker_id)
@@ -1645,9 +1744,11 @@ bool vigil_restart_command_known(struct vigil_action *a, const char *worker_id)
 
 /* ---- the poll ----------------------------------------------------------------------------- */
 
-/* seen_ms: the scanner has looked at every slot through that instant, and
- * what it saw has been drained (see vigil_restart_poll). */
-static void lineages_due(struct vigil_action *a, uint64_t now, uint64_t seen_ms, uint64_t *next)
+/* now: wall clock, for what is written; mono: for the deadlines; seen_ms
+ * (monotonic): the scanner has looked at every slot through that instant,
+ * and what it saw has been drained (see vigil_restart_poll). *next is
+ * monotonic. */
+static void lineages_due(struct vigil_action *a, uint64_t now, uint64_t mono, uint64_t seen_ms, uint64_t *next)
 {
 	struct vigil_restart *r = &a->rs;
 	const struct vigil_restart_policy *p = policy(a);
@@ -1655,8 +1756,8 @@ static void lineages_due(struct vigil_action *a, uint64_t now, uint64_t seen_ms,
 		struct vigil_lineage *l = r->lin[i];
 		char why[300];
 		switch (l->state) {
-		case VIGIL_LIN_WAITING:
-			if (now < l->due_ms) {
+		case VIGIL_LIFE_WAITING:
+			if (mono < l->due_ms) {
 				if (l->due_ms < *next)
 					*next = l->due_ms;
 				break;
@@ -1666,8 +1767,8 @@ static void lineages_due(struct vigil_action *a, uint64_t now, uint64_t seen_ms,
 				/* Its predecessor detached but still runs: a
 				 * replacement never runs beside it.  Its exit wakes
 				 * us when watched; else look again soon. */
-				if (!r->endings[ei].watched && now + ENDING_POLL_MS < *next)
-					*next = now + ENDING_POLL_MS;
+				if (!r->endings[ei].watched && mono + ENDING_POLL_MS < *next)
+					*next = mono + ENDING_POLL_MS;
 				break;
 			}
 			switch (vigil_breakers_check(&r->breakers, p, l->type, now)) {
@@ -1675,7 +1776,7 @@ static void lineages_due(struct vigil_action *a, uint64_t now, uint64_t seen_ms,
 				r->denied++;
 				vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_WARN,
 					  "restart of %s refused: the circuit breaker for type %s is open", l->id, l->type);
-				outcome(a, l, false, "circuit_breaker_open", false, now);
+				outcome(a, l, OUT_REFUSED, "circuit_breaker_open", now);
 				continue;
 			case VIGIL_BREAKER_TRIAL:
 				l->trial = true;
@@ -1685,26 +1786,28 @@ static void lineages_due(struct vigil_action *a, uint64_t now, uint64_t seen_ms,
 			default:
 				break;
 			}
+			l->counted = true; /* an attempt: a spawn is tried */
+			r->attempted++;
 			if (spawn_lineage(a, l, tag_of(l->request_id), why, sizeof why)) {
-				l->state = VIGIL_LIN_STARTING;
-				l->due_ms = now + a->hb.timeout_ns / VIGIL_NS_PER_MS;
+				lin_step(a, l, VIGIL_LE_SPAWNED);
+				l->due_ms = mono + a->hb.timeout_ns / VIGIL_NS_PER_MS;
 				if (l->due_ms < *next)
 					*next = l->due_ms;
 			} else {
 				char msg[340];
 				snprintf(msg, sizeof msg, "spawn_failed: %s", why);
-				outcome(a, l, false, msg, true, now);
+				outcome(a, l, OUT_FAILED, msg, now);
 			}
 			break;
-		case VIGIL_LIN_STARTING:
-			if (now >= l->due_ms && seen_ms < l->due_ms) {
+		case VIGIL_LIFE_STARTING:
+			if (mono >= l->due_ms && seen_ms < l->due_ms) {
 				/* Due, but the scanner has not looked since (stalled,
 				 * preempted mid-tick, the host busy): no beat seen is
 				 * not yet no beat.  Ask again after its next tick. */
 				uint64_t tick_ms = a->hb.tick_ns / VIGIL_NS_PER_MS + 1;
-				if (now + tick_ms < *next)
-					*next = now + tick_ms;
-			} else if (now >= l->due_ms) {
+				if (mono + tick_ms < *next)
+					*next = mono + tick_ms;
+			} else if (mono >= l->due_ms) {
 				urcu_memb_read_lock();
 				struct vigil_worker *w = vigil_registry_find(&a->reg, l->id);
 				urcu_memb_read_unlock();
@@ -1712,19 +1815,21 @@ static void lineages_due(struct vigil_action *a, uint64_t now, uint64_t seen_ms,
 					vigil_restart_kill(a, w, VIGIL_KILL_NO_BEAT, now);
 				else if (l->pidfd >= 0)
 					pidfd_send_signal(l->pidfd, SIGKILL, NULL, 0);
-				outcome(a, l, false, "no_first_beat_within_heartbeat_timeout", true, now);
+				outcome(a, l, OUT_FAILED, "no_first_beat_within_heartbeat_timeout", now);
 			} else if (l->due_ms < *next) {
 				*next = l->due_ms;
 			}
 			break;
-		case VIGIL_LIN_RUNNING:
+		case VIGIL_LIFE_RUNNING:
 			if (l->attempt > 0 && l->healthy_since_ms > 0 &&
-			    now >= l->healthy_since_ms + (uint64_t)llround(p->retry_reset_seconds * 1000.0)) {
+			    mono >= l->healthy_since_ms + (uint64_t)llround(p->retry_reset_seconds * 1000.0)) {
 				l->attempt = 0; /* healthy long enough: the next failure is attempt 1 again */
+				l->failure[0] = '\0';
+				lin_save(a, l);
 				vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_INFO, "%s ran healthy for %.0f s: retry count reset",
 					  l->id, p->retry_reset_seconds);
 			}
-			if (l->deadline_ms > 0 && now >= l->deadline_ms) {
+			if (l->deadline_ms > 0 && mono >= l->deadline_ms) {
 				urcu_memb_read_lock();
 				struct vigil_worker *w = vigil_registry_find(&a->reg, l->id);
 				urcu_memb_read_unlock();
@@ -1774,8 +1879,9 @@ static void prune_done(struct vigil_action *a, uint64_t now)
 void vigil_restart_poll(struct vigil_action *a)
 {
 	struct vigil_restart *r = &a->rs;
-	uint64_t now = vigil_unix_ms();
-	uint64_t next = now + 1000;
+	uint64_t now = vigil_unix_ms(); /* for what is written */
+	uint64_t mono = mono_ms();      /* for the deadlines, and the wake below */
+	uint64_t next = mono + 1000;
 	char names[QUEUE_BATCH][128];
 	/* In this order: what the scanner has seen through seen_ms is drained
 	 * before any verdict that rests on what it has not seen. */
@@ -1785,7 +1891,7 @@ void vigil_restart_poll(struct vigil_action *a)
 	read_history(a);
 	/* Endings first: a process that has just exited frees its entry, and a
 	 * spawn request that waited for it is taken in this same pass. */
-	endings_poll(a, now, &next);
+	endings_poll(a, mono, &next);
 	uint32_t n = list_requests(r->spawn_queue_fd, names, QUEUE_BATCH);
 	for (uint32_t i = 0; i < n; i++)
 		take_spawn_request(a, names[i], now);
@@ -1795,8 +1901,8 @@ void vigil_restart_poll(struct vigil_action *a)
 	n = list_requests(r->control_queue_fd, names, QUEUE_BATCH);
 	for (uint32_t i = 0; i < n; i++)
 		take_control_request(a, names[i], now);
-	lineages_due(a, now, seen_ms, &next);
-	kill_escalate(a, now, &next);
+	lineages_due(a, now, mono, seen_ms, &next);
+	kill_escalate(a, mono, &next);
 	cleanups_timeout(a, now);
 	if (now / 60000 != a->rs.last_prune_min) {
 		a->rs.last_prune_min = now / 60000;
@@ -1804,11 +1910,11 @@ void vigil_restart_poll(struct vigil_action *a)
 	}
 	vigil_breakers_tick(&r->breakers, policy(a), now);
 	vigil_breakers_write_dirty(&r->breakers, r->breakers_fd, policy(a), now);
-	uint64_t notify_next = vigil_fixes_poll(a, now);
-	if (notify_next != 0 && notify_next < next)
-		next = notify_next;
+	uint64_t notify_next = vigil_fixes_poll(a, now); /* wall clock */
+	if (notify_next != 0 && mono + (notify_next > now ? notify_next - now : 0) < next)
+		next = mono + (notify_next > now ? notify_next - now : 0);
 	/* Wake for the earliest due instant; 1 ms resolution is plenty. */
-	uint64_t in_ms = next > now ? next - now : 1;
+	uint64_t in_ms = next > mono ? next - mono : 1;
 	struct itimerspec its = {.it_value = {.tv_sec = (time_t)(in_ms / 1000), .tv_nsec = (long)(in_ms % 1000) * 1000000L}};
 	timerfd_settime(r->timerfd, 0, &its, NULL);
 }
@@ -1823,6 +1929,11 @@ json_t *vigil_restart_write_metrics(struct vigil_action *a, uint64_t now_ms)
 	M("restarts_attempted", r->attempted);
 	M("restarts_succeeded", r->succeeded);
 	M("restarts_failed", r->failed);
+	uint64_t in_flight = 0;
+	for (uint32_t i = 0; i < r->nlin; i++)
+		in_flight += r->lin[i]->counted;
+	M("restarts_in_flight", in_flight);
+	M("restart_requests_refused", r->refused);
 	M("restarts_denied_by_breaker", r->denied);
 	M("breakers_open", vigil_breakers_open_count(&r->breakers));
 	M("workers_given_up", r->gave_up);
@@ -1842,12 +1953,70 @@ json_t *vigil_restart_write_metrics(struct vigil_action *a, uint64_t now_ms)
 
 /* ---- life cycle ------------------------------------------------------------------------------ */
 
+/* At start-up, before anything is adopted: the lineages a previous vigild
+ * kept (lifecycle.h).  A record that does not parse is moved aside to
+ * <name>.bad with the reason logged, never guessed at. */
+static void lineages_load(struct vigil_action *a)
+{
+	struct vigil_restart *r = &a->rs;
+	DIR *d = vigil_fs_opendir_at(r->lifecycle_fd);
+	if (d == NULL)
+		return;
+	uint32_t loaded = 0, bad = 0;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL && r->nlin < r->cap) {
+		if (!is_request_name(de->d_name))
+			continue;
+		char why[200];
+		json_t *o = read_json_file(r->lifecycle_fd, de->d_name, why, sizeof why);
+		struct vigil_lineage *l = calloc(1, sizeof *l);
+		int rc = o == NULL ? -EINVAL : l == NULL ? -ENOMEM : vigil_life_from_json(l, o, why, sizeof why);
+		json_decref(o);
+		char stem[80];
+		if (rc == 0) {
+			snprintf(stem, sizeof stem, "%s.json", l->id);
+			if (strcmp(stem, de->d_name) != 0 || lin_find(r, l->id) != NULL) {
+				snprintf(why, sizeof why, "file name is not <worker_id>.json");
+				rc = -EINVAL;
+			}
+		}
+		if (rc < 0) {
+			if (l != NULL) {
+				free(l->argv_json);
+				free(l->cwd);
+				free(l);
+			}
+			if (rc == -ENOMEM)
+				break;
+			char aside[160];
+			snprintf(aside, sizeof aside, "%.120s.bad", de->d_name);
+			renameat(r->lifecycle_fd, de->d_name, r->lifecycle_fd, aside);
+			vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_ERROR, "coordination/lifecycle/%s set aside as %s: %s",
+				  de->d_name, aside, why);
+			bad++;
+			continue;
+		}
+		l->pidfd = -1;
+		r->lin[r->nlin++] = l;
+		loaded++;
+		if (l->state == VIGIL_LIFE_GAVE_UP || l->state == VIGIL_LIFE_QUARANTINED)
+			vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_INFO, "%s is still %s (attempt %u%s%s)", l->id,
+				  vigil_life_state_name(l->state), l->attempt, l->quarantine_why[0] ? ": " : "",
+				  l->quarantine_why);
+	}
+	closedir(d);
+	if (loaded > 0 || bad > 0)
+		vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_INFO, "lifecycle of %u workers read back (%u records set aside)",
+			  loaded, bad);
+}
+
 int vigil_restart_init(struct vigil_action *a)
 {
 	struct vigil_restart *r = &a->rs;
 	memset(r, 0, sizeof *r);
 	r->history_fd = r->metrics_fd = r->queue_fd = r->rejected_fd = r->spawn_queue_fd = r->spawn_failed_fd = -1;
 	r->control_queue_fd = r->control_done_fd = r->breakers_fd = r->worker_logs_fd = r->timerfd = -1;
+	r->lifecycle_fd = -1;
 	r->seq = (uint64_t)getpid() ^ vigil_mono_ns();
 	for (int i = 0; i < VIGIL_ENDINGS_MAX; i++)
 		r->endings[i].pidfd = -1;
@@ -1872,6 +2041,7 @@ int vigil_restart_init(struct vigil_action *a)
 		{&r->control_done_fd, "coordination/control/done"},
 		{&r->breakers_fd, "coordination/circuit-breakers"},
 		{&r->worker_logs_fd, "agents/logs/workers"},
+		{&r->lifecycle_fd, "coordination/lifecycle"},
 	};
 	for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
 		*dirs[i].fd = vigil_fs_open_dir(a->home_fd, dirs[i].path, true);
@@ -1884,6 +2054,7 @@ int vigil_restart_init(struct vigil_action *a)
 	r->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	if (r->timerfd < 0)
 		return -errno;
+	lineages_load(a);
 	return 0;
 }
 
@@ -1891,7 +2062,8 @@ void vigil_restart_destroy(struct vigil_action *a)
 {
 	struct vigil_restart *r = &a->rs;
 	int fds[] = {r->history_fd, r->metrics_fd, r->queue_fd, r->rejected_fd, r->spawn_queue_fd, r->spawn_failed_fd,
-		     r->control_queue_fd, r->control_done_fd, r->breakers_fd, r->worker_logs_fd, r->timerfd};
+		     r->control_queue_fd, r->control_done_fd, r->breakers_fd, r->worker_logs_fd, r->timerfd,
+		     r->lifecycle_fd};
 	for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);

@@ -32,47 +32,11 @@
 
 #include "breaker.h"
 #include "history.h"
+#include "lifecycle.h"
 #include "registry.h"
 #include "scanner.h"
 
 struct vigil_action;
-
-/* Per worker id: what to run and where its restarts stand. */
-enum vigil_lineage_state {
-	VIGIL_LIN_RUNNING = 0, /* alive (or not yet seen to fail) */
-	VIGIL_LIN_WAITING,     /* a restart is due at due_ms */
-	VIGIL_LIN_STARTING,    /* spawned; success on its first beat before due_ms */
-	VIGIL_LIN_STOPPING,    /* being ended before its restart */
-	VIGIL_LIN_STOPPED,     /* finished, given up, denied or cleaned up */
-};
-
-struct vigil_lineage {
-	char id[65], type[65], task[65];
-	char *argv_json;         /* JSON array text */
-	char *cwd;
-	uint64_t tokens;
-	double timeout_seconds;  /* spawn --timeout: task deadline; 0 none */
-	uint8_t state;
-	bool trial;              /* this attempt is a circuit-breaker trial */
-	uint32_t attempt;        /* attempts in the current failure streak */
-	uint64_t due_ms;         /* WAITING: spawn at; STARTING: first beat by */
-	uint64_t delay_ms;       /* the delay this attempt waited */
-	uint64_t spawned_ms;
-	uint64_t healthy_since_ms;
-	uint64_t deadline_ms;    /* spawned_ms + timeout, 0 none */
-	int32_t pid;
-	uint32_t slot;
-	uint64_t gen;
-	int pidfd;               /* ours until the worker registers */
-	uint64_t adopted_tag;    /* adopted: spawn_tag of the request it was spawned for */
-	bool queued;             /* a restart request for it is queued, not yet taken */
-	bool quarantined;        /* auto-fix: no more restarts until an operator lifts it */
-	char quarantine_why[160];
-	char request[128];       /* queue file being served, "" none */
-	char request_id[129];    /* its id: file name @ created_at (names repeat) */
-	char reason[129];        /* of the request being served */
-	char failure[160];       /* why the last attempt failed */
-};
 
 #define VIGIL_CLEANUPS_MAX 16
 struct vigil_cleanup {
@@ -113,9 +77,12 @@ struct vigil_restart {
 	int history_fd;          /* append */
 	int metrics_fd, queue_fd, rejected_fd, spawn_queue_fd, spawn_failed_fd;
 	int control_queue_fd, control_done_fd, breakers_fd, worker_logs_fd;
+	int lifecycle_fd;        /* coordination/lifecycle: one record per lineage */
 	int timerfd;
 	uint64_t tokens_allocated;
-	uint64_t attempted, succeeded, failed, denied, gave_up, spawned, spawn_failures;
+	/* attempted = succeeded + failed + (lineages STARTING): an attempt is a
+	 * spawn tried; a request refused before one is `refused`. */
+	uint64_t attempted, succeeded, failed, refused, denied, gave_up, spawned, spawn_failures;
 	uint64_t rejected_requests, history_bad_lines, zombies_cleaned;
 	struct vigil_cleanup cleanups[VIGIL_CLEANUPS_MAX];
 	struct vigil_ending endings[VIGIL_ENDINGS_MAX];
@@ -160,6 +127,8 @@ bool vigil_restart_queued_for(struct vigil_action *a, const char *worker_id);
  * its replacement starts.  true when it is being waited for. */
 bool vigil_restart_resume_ending(struct vigil_action *a, const char *id, int32_t pid, uint64_t start_ticks);
 bool vigil_restart_quarantined(struct vigil_action *a, const char *worker_id);
+/* Has its budget been spent (max_retries), with no operator's request since? */
+bool vigil_restart_given_up(struct vigil_action *a, const char *worker_id);
 bool vigil_restart_command_known(struct vigil_action *a, const char *worker_id);
 
 /* Everything time- and file-driven: queues, history, due restarts, kill

@@ -706,7 +706,7 @@ void vigil_scanner_tick(struct vigil_scanner *s, uint64_t now_ns)
 	 * reader of this instant drains it (see vigil_scanner_seen_through_ms).
 	 * Not after a tick that deferred events: what it saw is not all there. */
 	if (atomic_load_explicit(&s->metrics.ring_full_deferrals, memory_order_relaxed) == deferred0)
-		atomic_store_explicit(&s->metrics.seen_through_unix_ms, t.real_ms, memory_order_release);
+		atomic_store_explicit(&s->metrics.seen_through_mono_ms, now_ns / VIGIL_NS_PER_MS, memory_order_release);
 	atomic_fetch_add_explicit(&s->metrics.ticks, 1, memory_order_relaxed);
 	/* Liveness for vigilctl check and the systemd watchdog: only a
 	 * completed scan moves it. */

@@ -122,7 +122,7 @@ struct vigil_scan_metrics {
 	 * about what the scanner has or has not seen ("no first beat by its
 	 * deadline") wait until this reaches the deadline: a stalled or
 	 * preempted scanner is not evidence. */
-	_Atomic uint64_t seen_through_unix_ms;
+	_Atomic uint64_t seen_through_mono_ms;
 } __attribute__((aligned(64)));
 
 /* Per-slot private state: the scanner's memory of each slot. */
@@ -226,7 +226,7 @@ bool vigil_scanner_command(struct vigil_scanner *s, const struct vigil_command *
 /* Action side: dequeue one event; false when empty. */
 bool vigil_scanner_next_event(struct vigil_scanner *s, struct vigil_event *ev);
 
-/* Action side: the wall-clock instant (unix ms) through which the scanner
+/* Action side: the monotonic instant (ms) through which the scanner
  * has looked at every slot and handed over all it saw.  Read it, then drain
  * the ring: what the scanner saw up to that instant is then in hand
  * (acquire pairs with the release at the end of vigil_scanner_tick).  A
@@ -234,7 +234,7 @@ bool vigil_scanner_next_event(struct vigil_scanner *s, struct vigil_event *ev);
  * with a later tick, which then does. */
 static inline uint64_t vigil_scanner_seen_through_ms(struct vigil_scanner *s)
 {
-	return atomic_load_explicit(&s->metrics.seen_through_unix_ms, memory_order_acquire);
+	return atomic_load_explicit(&s->metrics.seen_through_mono_ms, memory_order_acquire);
 }
 
 /* One scan at monotonic time now_ns (exposed for tests). */
