@@ -1539,7 +1539,10 @@ out:
 static int spec_identity(const struct common *c, const char *id, char type[VIGIL_ID_MAX + 1],
 			 char task[VIGIL_ID_MAX + 1], char *why, size_t why_len)
 {
-	static const char *const dirs[] = {"coordination/worker-specs/active", "coordination/worker-specs/zombie"};
+	/* A worker vigild gave up on, or one quarantined, has no spec any
+	 * more, but its lifecycle record names it (README, "Worker lifecycle"). */
+	static const char *const dirs[] = {"coordination/worker-specs/active", "coordination/worker-specs/zombie",
+					   "coordination/lifecycle"};
 	char file[VIGIL_ID_MAX + 8];
 	snprintf(file, sizeof file, "%s.json", id);
 	for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
@@ -1651,7 +1654,7 @@ static int cmd_restart(int argc, char **argv, struct common *c)
 		}
 		if (found <= 0 && type_arg == NULL) {
 			fprintf(stderr, "vigilctl restart: unknown worker ID: give --type (no spec for %s in "
-					"coordination/worker-specs/active/ or zombie/)\n", id);
+					"coordination/worker-specs/active/ or zombie/, no coordination/lifecycle/ record)\n", id);
 			json_decref(reason_j);
 			return EXIT_FAIL;
 		}
