@@ -670,6 +670,9 @@ static void declare_zombie(struct vigil_scanner *s, uint32_t slot, struct tick_c
 {
 	struct vigil_watch *w = &s->watch[slot];
 	const struct vigil_heartbeat_policy *p = t->p;
+	/* Candidates are LIVE slots found this tick, and nothing between the
+	 * pass and here changes a watch; the virtual clock never goes back. */
+	VIGIL_ASSERT(slot < s->seg->slots && w->mode == VIGIL_WATCH_LIVE && w->last_seen_v <= s->vclock_ns);
 	/* Missed and timeout come first, in that order, in the same tick if
 	 * need be: an operator reading the log sees the episode in order. */
 	uint64_t silence = s->vclock_ns - w->last_seen_v;
