@@ -41,7 +41,7 @@ enum vigil_event_kind {
 	VIGIL_EV_ZOMBIE,         /* silence >= zombie threshold or health < min */
 	VIGIL_EV_EXITED,         /* pidfd: the process ended */
 	VIGIL_EV_DETACHED,       /* clean goodbye */
-	VIGIL_EV_HOST_STALL,     /* many workers silent at once */
+	VIGIL_EV_HOST_STALL,     /* many workers silent together (README "How verdicts are timed") */
 	VIGIL_EV_CLAIM_STALE,    /* a CLAIMED slot never published: freed */
 	VIGIL_EV_VANISHED,       /* the slot changed owner behind our back */
 	VIGIL_EV_TICK_LATE,      /* the supervisor lost time: credited */
