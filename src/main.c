@@ -334,11 +334,18 @@ int main(int argc, char **argv)
 	rc = vigil_action_run(&action);
 	vigil_sd_notify("STOPPING=1");
 	vigil_scanner_stop(&scanner);
+	/* A scanner that failed asked for this stop (SIGTERM) after saying
+	 * why: exit 1, so that systemd (Restart=on-failure) or the operator
+	 * starts a vigild with a working scanner.  Read after the join. */
+	int scan_err = vigil_scanner_failed(&scanner);
+	if (scan_err != 0)
+		rc = -scan_err;
 	vigil_action_drain(&action);
 	vigil_action_snapshot(&action, true);
 	atomic_store_explicit(&seg.hdr->supervisor_pid, 0, memory_order_release);
-	vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_INFO, "vigild stopped: %u workers left running, segment %s kept",
-		  action.reg.count, shm);
+	vigil_log(VIGIL_LOG_HEARTBEAT, scan_err != 0 ? VIGIL_LOG_ERROR : VIGIL_LOG_INFO,
+		  "vigild stopped%s: %u workers left running, segment %s kept",
+		  scan_err != 0 ? " because its scanner failed (exit status 1)" : "", action.reg.count, shm);
 	if (pidfile != NULL)
 		unlink(pidfile);
 	vigil_action_destroy(&action);

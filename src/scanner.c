@@ -20,13 +20,23 @@
  * time, except that a tick arriving later than 4 ticks after the previous
  * one (vigild was starved, stopped or suspended) advances it by one tick
  * only; the rest is credited to every worker, because the supervisor could
- * not observe during it.  Separately, when a tick finds at least
- * max(host_stall_min_workers, host_stall_share * monitored) workers due to
- * become zombies at once, it reports host_stall_suspected first and holds
- * those verdicts for one heartbeat interval: if the workers were starved
- * with the host they beat again in that time; if they are really hung they
- * are declared after it.  Trade-off: a genuine mass hang is declared one
- * interval late.
+ * not observe during it.
+ *
+ * Separately, workers starved with the host (or stopped together) while
+ * vigild still runs: their last beats are spread over up to one beat
+ * period, so their zombie instants fall into different ticks, and a rule
+ * that counted only the workers due in one tick would fire by luck.  So a
+ * tick counts the workers that are silent (missed >= 1) and due to become
+ * zombies within one heartbeat interval from now (already due included):
+ * a fleet that stopped together is all in that window when its first
+ * member falls due, a healthy fleet is not.  When a tick has a zombie
+ * candidate and at least max(host_stall_min_workers, host_stall_share *
+ * monitored) such silent workers, it reports host_stall_suspected (once per
+ * episode) and holds every zombie verdict for one heartbeat interval from
+ * then; workers that were only starved beat again in that time, those
+ * still silent at its end are declared.  The episode ends when the silent
+ * crowd drops below the bound.  Trade-offs: a genuine mass hang is declared
+ * one interval late, and so is any worker falling due during the hold.
  *
  * Per-slot state machine (mode x what the segment shows):
  *
@@ -46,6 +56,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +68,8 @@
 #include <unistd.h>
 #include <urcu/urcu-memb.h>
 
+#include "invariant.h"
+#include "log.h"
 #include "util.h"
 
 #ifndef P_PIDFD
@@ -154,6 +167,67 @@ bool vigil_scanner_command(struct vigil_scanner *s, const struct vigil_command *
 	 * commands come per registration or spawn, never per beat. */
 	vigil_scanner_wake(s);
 	return true;
+}
+
+/* ---- failure ----------------------------------------------------------------- */
+
+/* The scanner cannot go on (an epoll_wait or timerfd error other than
+ * EINTR/EAGAIN: with our own descriptors that is a kernel or memory
+ * problem, not a condition to wait out).  A vigild without a scanner would
+ * look alive and see nothing, so: say why, loudly (the heartbeat log at
+ * ERROR and stderr, i.e. the journal), record it for main (which then exits
+ * 1, so that systemd's Restart=on-failure or the operator starts a new
+ * vigild that adopts the workers), and ask for vigild's orderly stop with
+ * a SIGTERM to ourselves (the action thread reads it from its signalfd:
+ * final snapshot, workers keep running).  The caller then waits
+ * VIGIL_SCANNER_FAIL_GRACE_MS at most for that stop (scanner_fail_wait). */
+static void scanner_fail(struct vigil_scanner *s, const char *what, int err)
+{
+	int none = 0;
+	/* Relaxed: a flag for main, read after the join (which orders it). */
+	if (!atomic_compare_exchange_strong_explicit(&s->failed, &none, err != 0 ? err : EIO, memory_order_relaxed,
+						     memory_order_relaxed))
+		return; /* already failing */
+	char line[512];
+	int n = snprintf(line, sizeof line,
+			 "vigild: scanner failed: %s: %s; vigild stops with exit status 1 so that it is restarted "
+			 "(workers keep running)\n",
+			 what, strerror(err));
+	if (n > 0)
+		(void)!write(STDERR_FILENO, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+	vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_ERROR,
+		  "scanner failed: %s: %s; no worker is being watched: vigild stops with exit status 1 so that it is "
+		  "restarted (workers keep running)",
+		  what, strerror(err));
+	kill(getpid(), SIGTERM);
+}
+
+/* After scanner_fail: wait for vigil_scanner_stop (the orderly stop), at
+ * most VIGIL_SCANNER_FAIL_GRACE_MS; past that (the action thread is stuck)
+ * end the process here, with status 1, as a kill -9 would (vigild's state
+ * on disk and in the segment is built to survive that). */
+static void scanner_fail_wait(struct vigil_scanner *s)
+{
+	struct pollfd pf = {.fd = s->stopfd, .events = POLLIN};
+	int64_t until = (int64_t)(vigil_mono_ns() / VIGIL_NS_PER_MS) + VIGIL_SCANNER_FAIL_GRACE_MS;
+	/* Bounded: each round either returns or sleeps until the deadline. */
+	for (int i = 0; i < 1000; i++) {
+		int64_t left = until - (int64_t)(vigil_mono_ns() / VIGIL_NS_PER_MS);
+		if (left <= 0)
+			break;
+		int r = poll(&pf, 1, (int)left);
+		if (r > 0)
+			return; /* vigil_scanner_stop: main is stopping vigild */
+		if (r < 0 && errno != EINTR)
+			break;
+	}
+	static const char msg[] = "vigild: the orderly stop after the scanner's failure did not come within 5 s: "
+				  "exiting now with status 1\n";
+	_Static_assert(VIGIL_SCANNER_FAIL_GRACE_MS == 5000, "the message says 5 s");
+	(void)!write(STDERR_FILENO, msg, sizeof msg - 1);
+	vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_ERROR,
+		  "the orderly stop after the scanner's failure did not come within 5 s: exiting now with status 1");
+	_exit(1);
 }
 
 /* ---- per-slot helpers ------------------------------------------------------ */
@@ -376,7 +450,8 @@ struct tick_ctx {
 	const struct vigil_heartbeat_policy *p;
 	uint64_t real_ms;
 	uint32_t live;
-	uint32_t ncand;
+	uint32_t ncand;   /* zombie candidates (s->candidates) */
+	uint32_t nsilent; /* silent, and zombies within one interval (candidates included) */
 	uint64_t beats;
 	bool woke;
 };
@@ -581,8 +656,19 @@ static void scan_slot(struct vigil_scanner *s, uint32_t slot, struct tick_ctx *t
 		if (emit(s, &ev, &t->woke))
 			w->flags |= VIGIL_WF_STALL;
 	}
-	if (silence >= p->zombie_ns || (double)health < p->min_health_score)
+	if (silence >= p->zombie_ns || (double)health < p->min_health_score) {
+		VIGIL_ASSERT(t->ncand < s->seg->slots); /* one entry per slot per tick */
 		s->candidates[t->ncand++] = slot;
+		t->nsilent += missed >= 1;
+	} else if (missed >= 1 && (silence + p->interval_ns >= p->zombie_ns ||
+				   (missed < UINT32_MAX &&
+				    (double)vigil_health_score(w->reported_health, p->health_score_decay_rate, missed + 1) <
+					    p->min_health_score))) {
+		/* Silent, and a zombie one interval from now: the window the
+		 * host-stall guard counts (see the top of this file).  Only on
+		 * this path, taken by silent workers alone. */
+		t->nsilent++;
+	}
 	t->live++;
 	view_set(s, slot, w, verdict, health, missed);
 }
@@ -591,6 +677,9 @@ static void declare_zombie(struct vigil_scanner *s, uint32_t slot, struct tick_c
 {
 	struct vigil_watch *w = &s->watch[slot];
 	const struct vigil_heartbeat_policy *p = t->p;
+	/* Candidates are LIVE slots found this tick, and nothing between the
+	 * pass and here changes a watch; the virtual clock never goes back. */
+	VIGIL_ASSERT(slot < s->seg->slots && w->mode == VIGIL_WATCH_LIVE && w->last_seen_v <= s->vclock_ns);
 	/* Missed and timeout come first, in that order, in the same tick if
 	 * need be: an operator reading the log sees the episode in order. */
 	uint64_t silence = s->vclock_ns - w->last_seen_v;
@@ -637,7 +726,8 @@ void vigil_scanner_tick(struct vigil_scanner *s, uint64_t now_ns)
 					.tv_nsec = (long)(pol.tick_ns % VIGIL_NS_PER_S)},
 		};
 		its.it_value = its.it_interval;
-		timerfd_settime(s->timerfd, 0, &its, NULL);
+		if (timerfd_settime(s->timerfd, 0, &its, NULL) < 0)
+			scanner_fail(s, "timerfd_settime", errno); /* ticks at a wrong rate break every verdict's timing */
 		s->tick_ns = pol.tick_ns;
 	}
 
@@ -665,30 +755,31 @@ void vigil_scanner_tick(struct vigil_scanner *s, uint64_t now_ns)
 	for (uint32_t i = 0; i < n; i++)
 		scan_slot(s, i, &t);
 
-	/* Mass silence: say so before declaring any of them. */
+	/* Mass silence (see the top of this file): say so before declaring
+	 * any of them, and hold every verdict for one interval. */
+	VIGIL_ASSERT(t.ncand <= t.live && t.nsilent <= t.live);
 	uint32_t need = pol.host_stall_min_workers;
 	uint32_t share = (uint32_t)ceil(pol.host_stall_share * (double)t.live);
 	if (share > need)
 		need = share;
-	bool hold = false;
-	if (t.ncand >= need && t.ncand > 0) {
-		if (!s->stall_episode) {
-			struct vigil_event ev;
-			memset(&ev, 0, sizeof ev);
-			ev.kind = VIGIL_EV_HOST_STALL;
-			ev.unix_ms = t.real_ms;
-			ev.count_a = t.ncand;
-			ev.count_b = t.live;
-			if (emit(s, &ev, &t.woke)) {
-				s->stall_episode = true;
-				s->stall_hold_until_v = s->vclock_ns + pol.interval_ns;
-				atomic_fetch_add_explicit(&s->metrics.host_stalls, 1, memory_order_relaxed);
-			}
+	bool crowd = t.nsilent >= need && t.nsilent > 0;
+	bool hold = s->vclock_ns < s->stall_hold_until_v;
+	if (crowd && t.ncand > 0 && !s->stall_episode) {
+		struct vigil_event ev;
+		memset(&ev, 0, sizeof ev);
+		ev.kind = VIGIL_EV_HOST_STALL;
+		ev.unix_ms = t.real_ms;
+		ev.count_a = t.nsilent;
+		ev.count_b = t.live;
+		if (emit(s, &ev, &t.woke)) {
+			s->stall_episode = true;
+			s->stall_hold_until_v = s->vclock_ns + pol.interval_ns;
+			atomic_fetch_add_explicit(&s->metrics.host_stalls, 1, memory_order_relaxed);
 		}
-		hold = !s->stall_episode || s->vclock_ns < s->stall_hold_until_v;
-	} else {
-		s->stall_episode = false;
+		hold = true; /* said now, or (ring full) to be said first next tick */
 	}
+	if (!crowd)
+		s->stall_episode = false;
 	if (!hold)
 		for (uint32_t i = 0; i < t.ncand; i++)
 			declare_zombie(s, s->candidates[i], &t);
@@ -798,20 +889,35 @@ static void *scanner_main(void *arg)
 	}
 	struct epoll_event evs[64];
 	bool running = true;
-	while (running) {
+	while (running && vigil_scanner_failed(s) == 0) {
 		/* Pending looks: wake every VIGIL_LOOK_POLL_NS (bounded by
 		 * VIGIL_LOOK_NS_MAX per look); otherwise sleep until an event. */
+		VIGIL_ASSERT(s->nlooks <= VIGIL_LOOKS_MAX);
 		int n = epoll_wait(s->epfd, evs, 64, s->nlooks > 0 ? (int)(VIGIL_LOOK_POLL_NS / VIGIL_NS_PER_MS) : -1);
+		if (n >= 0 && s->debug_fail_after_ticks != 0 &&
+		    atomic_load_explicit(&s->metrics.ticks, memory_order_relaxed) >= s->debug_fail_after_ticks) {
+			n = -1; /* test hook (VIGIL_DEBUG=1): fail as a broken epoll would */
+			errno = EIO;
+		}
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			break; /* EBADF/EINVAL: cannot happen with our own fds */
+			scanner_fail(s, "epoll_wait", errno); /* EBADF/EINVAL/...: not with our own fds */
+			break;
 		}
+		VIGIL_ASSERT(n <= 64);
 		bool tick = false;
 		for (int i = 0; i < n; i++) {
 			if (evs[i].data.u64 == TOKEN_TIMER) {
 				uint64_t expirations;
-				(void)!read(s->timerfd, &expirations, sizeof expirations);
+				/* EAGAIN: the expiration was consumed already (a spurious
+				 * wake-up); anything else means the timer is broken. */
+				if (read(s->timerfd, &expirations, sizeof expirations) < 0 && errno != EAGAIN &&
+				    errno != EINTR) {
+					scanner_fail(s, "read(timerfd)", errno);
+					running = false;
+					break;
+				}
 				tick = true;
 			} else if (evs[i].data.u64 == TOKEN_STOP) {
 				running = false;
@@ -821,6 +927,8 @@ static void *scanner_main(void *arg)
 				drain_commands(s);
 			}
 		}
+		if (vigil_scanner_failed(s) != 0)
+			break;
 		handle_exits(s, evs, n);
 		if (tick)
 			vigil_scanner_tick(s, vigil_mono_ns());
@@ -843,7 +951,41 @@ static void *scanner_main(void *arg)
 		}
 	}
 	urcu_memb_unregister_thread();
+	if (vigil_scanner_failed(s) != 0)
+		scanner_fail_wait(s);
 	return NULL;
+}
+
+/* Test hooks, honoured only with VIGIL_DEBUG=1 (as the action thread's):
+ * VIGIL_DEBUG_EVENT_RING=N, a smaller event ring (a power of two in
+ * [VIGIL_EV_RING_DEBUG_MIN, VIGIL_EV_RING_SIZE]; anything else is refused
+ * on stderr and the default kept); VIGIL_DEBUG_SCANNER_FAIL_TICKS=N, the
+ * scanner thread fails after N ticks. */
+static void debug_hooks(struct vigil_scanner *s)
+{
+	const char *dbg = getenv("VIGIL_DEBUG");
+	if (dbg == NULL || strcmp(dbg, "1") != 0)
+		return;
+	const char *ring = getenv("VIGIL_DEBUG_EVENT_RING");
+	if (ring != NULL) {
+		char *end = NULL;
+		unsigned long n = strtoul(ring, &end, 10);
+		if (end != ring && *end == '\0' && n >= VIGIL_EV_RING_DEBUG_MIN && n <= VIGIL_EV_RING_SIZE &&
+		    (n & (n - 1)) == 0) {
+			s->ev_ring_size = (uint32_t)n;
+			fprintf(stderr, "vigild: debug: event ring of %lu entries\n", n);
+		} else {
+			fprintf(stderr, "vigild: debug: VIGIL_DEBUG_EVENT_RING=%s ignored (a power of two in [%u, %u])\n",
+				ring, VIGIL_EV_RING_DEBUG_MIN, VIGIL_EV_RING_SIZE);
+		}
+	}
+	const char *fail = getenv("VIGIL_DEBUG_SCANNER_FAIL_TICKS");
+	if (fail != NULL) {
+		char *end = NULL;
+		unsigned long long n = strtoull(fail, &end, 10);
+		if (end != fail && *end == '\0' && n > 0)
+			s->debug_fail_after_ticks = n;
+	}
 }
 
 int vigil_scanner_init(struct vigil_scanner *s, struct vigil_segment *seg, const struct vigil_heartbeat_policy *policy)
@@ -852,9 +994,13 @@ int vigil_scanner_init(struct vigil_scanner *s, struct vigil_segment *seg, const
 	s->seg = seg;
 	s->epfd = s->timerfd = s->stopfd = s->wakefd = s->cmdfd = -1;
 	s->first_pass = true;
+	s->ev_ring_size = VIGIL_EV_RING_SIZE;
+	debug_hooks(s);
+	VIGIL_ASSERT(s->ev_ring_size >= VIGIL_EV_RING_DEBUG_MIN && s->ev_ring_size <= VIGIL_EV_RING_SIZE &&
+		     (s->ev_ring_size & (s->ev_ring_size - 1)) == 0);
 	s->watch = calloc(seg->slots, sizeof *s->watch);
 	s->candidates = calloc(seg->slots, sizeof *s->candidates);
-	s->ev_buf = aligned_alloc(64, sizeof(struct vigil_event) * VIGIL_EV_RING_SIZE);
+	s->ev_buf = aligned_alloc(64, sizeof(struct vigil_event) * s->ev_ring_size);
 	s->cmd_buf = aligned_alloc(64, sizeof(struct vigil_command) * VIGIL_CMD_RING_SIZE);
 	struct vigil_heartbeat_policy *p = malloc(sizeof *p);
 	if (s->watch == NULL || s->candidates == NULL || s->ev_buf == NULL || s->cmd_buf == NULL || p == NULL) {
@@ -868,13 +1014,13 @@ int vigil_scanner_init(struct vigil_scanner *s, struct vigil_segment *seg, const
 	 * (~2.6 MiB), and faulting their pages in one by one later would put
 	 * page faults on the scanner's path (and make RSS grow with traffic,
 	 * as if it were a per-worker cost). */
-	memset(s->ev_buf, 0, sizeof(struct vigil_event) * VIGIL_EV_RING_SIZE);
+	memset(s->ev_buf, 0, sizeof(struct vigil_event) * s->ev_ring_size);
 	memset(s->cmd_buf, 0, sizeof(struct vigil_command) * VIGIL_CMD_RING_SIZE);
 	*p = *policy;
 	atomic_store_explicit(&s->policy, p, memory_order_release);
 	for (uint32_t i = 0; i < seg->slots; i++)
 		s->watch[i].pidfd = -1;
-	ck_ring_init(&s->ev_ring, VIGIL_EV_RING_SIZE);
+	ck_ring_init(&s->ev_ring, s->ev_ring_size);
 	ck_ring_init(&s->cmd_ring, VIGIL_CMD_RING_SIZE);
 	s->epfd = epoll_create1(EPOLL_CLOEXEC);
 	s->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);

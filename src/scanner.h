@@ -41,7 +41,7 @@ enum vigil_event_kind {
 	VIGIL_EV_ZOMBIE,         /* silence >= zombie threshold or health < min */
 	VIGIL_EV_EXITED,         /* pidfd: the process ended */
 	VIGIL_EV_DETACHED,       /* clean goodbye */
-	VIGIL_EV_HOST_STALL,     /* many workers silent at once */
+	VIGIL_EV_HOST_STALL,     /* many workers silent together (README "How verdicts are timed") */
 	VIGIL_EV_CLAIM_STALE,    /* a CLAIMED slot never published: freed */
 	VIGIL_EV_VANISHED,       /* the slot changed owner behind our back */
 	VIGIL_EV_TICK_LATE,      /* the supervisor lost time: credited */
@@ -178,7 +178,8 @@ struct vigil_scanner {
 	struct vigil_watch *watch;       /* seg->slots entries */
 	uint32_t *candidates;            /* seg->slots entries */
 	struct ck_ring ev_ring;
-	struct vigil_event *ev_buf;
+	struct vigil_event *ev_buf;      /* ev_ring_size entries */
+	uint32_t ev_ring_size;           /* VIGIL_EV_RING_SIZE, or smaller under VIGIL_DEBUG=1 */
 	struct ck_ring cmd_ring;
 	struct vigil_command *cmd_buf;
 	/* Published with a release exchange, read with acquire inside an RCU
@@ -193,18 +194,31 @@ struct vigil_scanner {
 	uint64_t vclock_ns;              /* virtual clock: real time less stalls */
 	uint64_t prev_mono_ns;
 	uint64_t credit_ns_total;
-	uint64_t stall_hold_until_v;     /* zombie verdicts held until then */
-	bool stall_episode;
+	uint64_t stall_hold_until_v;     /* all zombie verdicts held until then */
+	bool stall_episode;              /* host_stall_suspected said; ends when the silent crowd thins */
 	bool first_pass;                 /* adopt what is already there */
 	/* Test hook (vigild run with VIGIL_DEBUG=1): the scanner sleeps until
 	 * this monotonic instant, to show that the watchdog stops. */
 	_Atomic uint64_t debug_stall_until_ns;
 	_Atomic bool debug_stalled;      /* the scanner is inside that stall now */
+	/* Test hook (VIGIL_DEBUG=1 and VIGIL_DEBUG_SCANNER_FAIL_TICKS=N): after
+	 * N ticks the thread fails as if epoll_wait had returned EIO.  0: off. */
+	uint64_t debug_fail_after_ticks;
+	/* 0, or the errno with which the scanner thread failed (see
+	 * vigil_scanner_failed).  Written once by the scanner thread. */
+	_Atomic int failed;
 	pthread_t thread;
 };
 
 #define VIGIL_EV_RING_SIZE 8192u  /* power of two; ~2.5 MiB */
 #define VIGIL_CMD_RING_SIZE 4096u
+/* Test hook: with VIGIL_DEBUG=1, VIGIL_DEBUG_EVENT_RING=N (a power of two
+ * in [VIGIL_EV_RING_DEBUG_MIN, VIGIL_EV_RING_SIZE]) makes the event ring N
+ * entries, so that a test can overflow it with a few hundred workers. */
+#define VIGIL_EV_RING_DEBUG_MIN 16u
+/* How long a failed scanner waits for vigild's orderly stop before it ends
+ * the process itself (README "When the scanner fails"). */
+#define VIGIL_SCANNER_FAIL_GRACE_MS 5000
 
 /* Allocates everything the scanner will ever need; 0 or -errno. */
 int vigil_scanner_init(struct vigil_scanner *s, struct vigil_segment *seg,
@@ -212,6 +226,14 @@ int vigil_scanner_init(struct vigil_scanner *s, struct vigil_segment *seg,
 int vigil_scanner_start(struct vigil_scanner *s);
 /* Asks the thread to stop and joins it. */
 void vigil_scanner_stop(struct vigil_scanner *s);
+/* 0 while the scanner thread runs (or stopped when asked); otherwise the
+ * errno with which it failed.  A failed scanner has already logged why and
+ * asked vigild to stop (SIGTERM to itself); vigild then exits 1. */
+static inline int vigil_scanner_failed(struct vigil_scanner *s)
+{
+	/* Relaxed: the flag carries no data; main reads it after the join. */
+	return atomic_load_explicit(&s->failed, memory_order_relaxed);
+}
 void vigil_scanner_destroy(struct vigil_scanner *s);
 
 /* Action side: publish a new policy (takes ownership; frees the old one
