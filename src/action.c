@@ -362,7 +362,8 @@ static void on_register(struct vigil_action *a, const struct vigil_event *ev)
 			  w->id, w->pid, a->fds_limit, a->fds_base + a->pidfds_held);
 	} else if (!spawned_here) {
 		struct vigil_verify_result vr;
-		vigil_verify_worker(a->seg->name, w->pid, w->registrar_pid, ev->pid_start_ticks, &vr);
+		vigil_verify_worker(a->seg->name, w->pid, w->registrar_pid, ev->pid_start_ticks,
+				    adopted && w->verified_before, &vr);
 		w->verified = vr.verified;
 		if (vr.verified) {
 			w->sig_pidfd = fcntl(vr.pidfd, F_DUPFD_CLOEXEC, 0); /* ours, to signal through */

@@ -46,6 +46,7 @@ struct vigil_worker {
 	bool verified;    /* identity verified: may be signalled through its pidfd */
 	bool spawned;     /* started by this vigild (restart.c owns its lineage) */
 	bool beat_seen;   /* the scanner reported a beat since it registered or adopted it */
+	bool verified_before; /* adopted: the previous vigild's spec verified this very process */
 	int sig_pidfd;    /* verified: our own pidfd to signal it through; else -1 */
 	uint64_t tokens;  /* token_budget.allocated */
 	uint32_t restart_attempt; /* restart.attempt in the spec */

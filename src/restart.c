@@ -279,6 +279,25 @@ static bool spec_command(struct vigil_action *a, const char *id, char **argv_jso
 	return ok;
 }
 
+/* Did the previous vigild verify this very process (its spec in active/
+ * or zombie/ says "verified" with the same pid and start time)?  A spec is
+ * vigild's own file; the start time, which /proc confirms again before
+ * anything is trusted, says it is the same process. */
+static bool spec_verified(struct vigil_action *a, const char *id, int32_t pid, uint64_t start_ticks)
+{
+	char name[80], why[200];
+	snprintf(name, sizeof name, "%s.json", id);
+	json_t *o = read_json_file(a->active_fd, name, why, sizeof why);
+	if (o == NULL)
+		o = read_json_file(a->zombie_fd, name, why, sizeof why);
+	json_t *p = json_object_get(o, "pid"), *t = json_object_get(o, "pid_start_ticks");
+	bool yes = o != NULL && json_is_true(json_object_get(o, "verified")) && json_is_integer(p) &&
+		   json_integer_value(p) == pid && json_is_integer(t) && start_ticks != 0 &&
+		   (uint64_t)json_integer_value(t) == start_ticks;
+	json_decref(o);
+	return yes;
+}
+
 static const struct vigil_restart_policy *policy(struct vigil_action *a) { return &a->restart; }
 
 static uint64_t next_rand(struct vigil_restart *r)
@@ -1467,6 +1486,8 @@ bool vigil_restart_on_registered(struct vigil_action *a, struct vigil_worker *w,
 	char *argv_json = NULL, *dir = NULL;
 	uint64_t tokens = 0;
 	bool have = spec_command(a, w->id, &argv_json, &dir, &tokens);
+	if (ev->kind == VIGIL_EV_ADOPTED)
+		w->verified_before = spec_verified(a, w->id, ev->pid, ev->pid_start_ticks);
 	if (ev->kind == VIGIL_EV_ADOPTED) {
 		w->tokens = tokens;
 		r->tokens_allocated += tokens;

@@ -193,7 +193,7 @@ static bool descends_from(int32_t child, int32_t pid)
 	return false;
 }
 
-void vigil_verify_worker(const char *shm_name, int32_t pid, int32_t registrar_pid, uint64_t start_ticks,
+void vigil_verify_worker(const char *shm_name, int32_t pid, int32_t registrar_pid, uint64_t start_ticks, bool known,
 			 struct vigil_verify_result *out)
 {
 	memset(out, 0, sizeof *out);
@@ -245,7 +245,7 @@ void vigil_verify_worker(const char *shm_name, int32_t pid, int32_t registrar_pi
 		close(fd);
 		return;
 	}
-	bool ok = vigil_proc_maps_segment(pid, shm_name);
+	bool ok = (known && start_ticks != 0) || vigil_proc_maps_segment(pid, shm_name);
 	if (!ok && registrar_pid > 1 && registrar_pid != pid && descends_from(registrar_pid, pid)) {
 		snprintf(path, sizeof path, "/proc/%d", (int)registrar_pid);
 		ok = stat(path, &st) == 0 && st.st_uid == geteuid() && vigil_proc_maps_segment(registrar_pid, shm_name);

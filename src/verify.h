@@ -27,8 +27,13 @@ struct vigil_verify_result {
 	char reason[160];
 };
 
-/* shm_name is the segment's name ("/vigil-..."). Never fails; see result. */
-void vigil_verify_worker(const char *shm_name, int32_t pid, int32_t registrar_pid, uint64_t start_ticks,
+/* shm_name is the segment's name ("/vigil-...").  known: a previous vigild
+ * verified this process (its spec says so, with this pid and start time):
+ * then the segment-mapping check is not asked again (a shell worker's
+ * registrar, vigilctl emit, is long gone by then), but everything that says
+ * it is the same process still is (owner, start time, alive), so a recycled
+ * pid is never taken for it.  Never fails; see result. */
+void vigil_verify_worker(const char *shm_name, int32_t pid, int32_t registrar_pid, uint64_t start_ticks, bool known,
 			 struct vigil_verify_result *out);
 
 /* Field 22 of /proc/<pid>/stat (0 unknown) and field 4 (ppid, -1 unknown). */

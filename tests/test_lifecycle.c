@@ -308,6 +308,41 @@ static void pending_delay_is_absolute_across_kill9(void **state)
 	soft_done();
 }
 
+/* ---- verification is kept while the process is the same ------------------------------- */
+
+/* Defect: a shell worker (it sources the emitter; its registrar, vigilctl
+ * emit, is gone at once) lost its verification when vigild restarted ("not
+ * verified: neither pid ... nor its registrar ... maps the segment"), so a
+ * kill -9 of it was seen only at the zombie threshold.  After vigild is
+ * killed -9 and started again: adopted verified, and its death is seen
+ * through its pidfd, long before the 30 s zombie threshold. */
+static void shell_worker_stays_verified_across_kill9(void **state)
+{
+	(void)state;
+	itest_write_policy(&H, 0.5, 2.0, 30.0, NULL);
+	itest_vigild_start(&H);
+	pid_t b = itest_bash_start(&H, "source \"$SHIM\"; while true; do emit_heartbeat worker-sh-001 90 50; "
+				       "sleep 0.05; done");
+	json_t *r = itest_wait_event(&H, HB, "worker_registered", "worker-sh-001", 5000);
+	CHECK(r != NULL && json_is_true(json_object_get(r, "verified")), "the shell worker was not registered verified");
+	json_decref(r);
+	itest_vigild_kill9(&H);
+	itest_vigild_start(&H);
+	json_t *ad = itest_wait_event(&H, HB, "worker_adopted", "worker-sh-001", 5000);
+	CHECK(ad != NULL, "the shell worker was not adopted by the new vigild");
+	SOFT_CHECK(json_is_true(json_object_get(ad, "verified")), "the shell worker was adopted unverified");
+	json_decref(ad);
+	int64_t t_kill = itest_now_ms();
+	itest_signal(b, SIGKILL);
+	json_t *ex = itest_wait_event(&H, HB, "worker_exited", "worker-sh-001", 5000);
+	SOFT_CHECK(ex != NULL, "no worker_exited within 5 s of a kill -9 of the adopted shell worker");
+	if (ex != NULL)
+		SOFT_CHECK(itest_int(ex, "timestamp_ms") - t_kill <= 1000 + itest_slack_ms(),
+			   "worker_exited %lld ms after the kill", (long long)(itest_int(ex, "timestamp_ms") - t_kill));
+	json_decref(ex);
+	soft_done();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -316,6 +351,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(given_up_survives_kill9_and_operator_revives, setup, teardown),
 		cmocka_unit_test_setup_teardown(quarantine_survives_kill9_and_lift_works, setup, teardown),
 		cmocka_unit_test_setup_teardown(pending_delay_is_absolute_across_kill9, setup, teardown),
+		cmocka_unit_test_setup_teardown(shell_worker_stays_verified_across_kill9, setup, teardown),
 	};
 	if (getenv("VIGIL_TEST_FILTER") != NULL)
 		cmocka_set_test_filter(getenv("VIGIL_TEST_FILTER"));
