@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 _Static_assert(sizeof(struct vigil_shm_header) % VIGIL_CACHELINE == 0, "slots start on a line");
@@ -265,6 +266,20 @@ int vigil_segment_lock(const char *name, pid_t *holder)
 	}
 	close(fd);
 	return -e;
+}
+
+int vigil_segment_lock_wait(const char *name, uint32_t wait_ms, pid_t *holder, void (*on_wait)(pid_t holder))
+{
+	/* Bounded: wait_ms / 20 + 1 tries. */
+	for (uint32_t waited_ms = 0;; waited_ms += 20) {
+		int fd = vigil_segment_lock(name, holder);
+		if (fd != -EAGAIN || waited_ms >= wait_ms)
+			return fd;
+		if (waited_ms == 0 && on_wait != NULL)
+			on_wait(*holder);
+		struct timespec ts = {0, 20 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
 }
 
 pid_t vigil_segment_supervisor(const char *name)

@@ -83,6 +83,14 @@ int vigil_segment_unlink(const char *name);
  * access to the object.
  */
 int vigil_segment_lock(const char *name, pid_t *holder);
+/* As vigil_segment_lock, but while another vigild holds the lock, tries
+ * again every 20 ms for up to wait_ms: the runbook restarts vigild with
+ * `kill $(cat pidfile) && vigild ... &`, and the vigild it stops takes from
+ * a few ms to a second or more (its final snapshot) to let go.  on_wait
+ * (may be NULL) is called once, with the holder's pid, before the first
+ * wait.  A vigild still holding the lock after wait_ms is running: -EAGAIN
+ * with *holder, as vigil_segment_lock. */
+int vigil_segment_lock_wait(const char *name, uint32_t wait_ms, pid_t *holder, void (*on_wait)(pid_t holder));
 pid_t vigil_segment_supervisor(const char *name);
 
 /* Moves slot from exactly `expect` (state and generation) to FREE with the

@@ -164,6 +164,17 @@ static void raise_nofile(void)
 	}
 }
 
+/* How long a starting vigild waits for one that holds the segment to stop
+ * (README, "Running vigild"): the runbook's `kill $(cat pidfile) && vigild`
+ * starts the new one while the old one writes its final snapshot. */
+#define PREDECESSOR_WAIT_MS 10000u
+
+static void predecessor_wait_note(pid_t holder)
+{
+	fprintf(stderr, "vigild: vigild (pid %d) holds the segment; waiting up to %u s for it to stop\n", (int)holder,
+		PREDECESSOR_WAIT_MS / 1000);
+}
+
 int main(int argc, char **argv)
 {
 	const char *home_arg = NULL, *shm_arg = NULL, *pidfile = NULL;
@@ -261,11 +272,13 @@ int main(int argc, char **argv)
 	/* One vigild per segment: the lock, not the header's pid (see
 	 * vigil_segment_lock).  Held until we exit; the fd stays open. */
 	pid_t other = 0;
-	int lock_fd = vigil_segment_lock(shm, &other);
+	int lock_fd = vigil_segment_lock_wait(shm, PREDECESSOR_WAIT_MS, &other, predecessor_wait_note);
 	if (lock_fd < 0) {
 		if (lock_fd == -EAGAIN && other > 0)
-			fprintf(stderr, "vigild: another vigild (pid %d) supervises segment %s; not starting a second\n",
-				(int)other, shm);
+			fprintf(stderr,
+				"vigild: another vigild (pid %d) supervises segment %s and has not stopped within %u s; not "
+				"starting a second\n",
+				(int)other, shm, PREDECESSOR_WAIT_MS / 1000);
 		else if (lock_fd == -EAGAIN)
 			fprintf(stderr,
 				"vigild: another vigild (its pid not visible here) supervises segment %s; not starting a "

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <stdarg.h>
@@ -343,6 +344,66 @@ static void shell_worker_stays_verified_across_kill9(void **state)
 	soft_done();
 }
 
+/* ---- the runbook's restart of vigild -------------------------------------------------- */
+
+/* Defect: the runbook's `kill $(cat /tmp/cortex-heartbeat.pid) && vigild
+ * --pidfile /tmp/cortex-heartbeat.pid &` left no vigild (5 of 5): the new
+ * one found the old one's lock (it takes 22-1200 ms to stop) and refused.
+ * Five times in a row, verbatim but for the home and segment: each time a
+ * new vigild runs, supervises the worker, and the old one has stopped. */
+static void runbook_restart_of_vigild_keeps_a_vigild(void **state)
+{
+	(void)state;
+	itest_vigild_start(&H);
+	pid_t w = itest_worker_start(&H, "worker-rb-001", "rb", "rb-task", BEAT10);
+	json_t *r = itest_wait_event(&H, HB, "worker_registered", "worker-rb-001", 5000);
+	CHECK(r != NULL, "the worker was not registered");
+	json_decref(r);
+	char script[6 * ITEST_PATH_MAX];
+	snprintf(script, sizeof script,
+		 "exec </dev/null >>%s/vigild.out 2>&1; kill $(cat %s) && %s --home %s --shm %s --pidfile %s &", H.dir,
+		 H.pidfile, VIGILD_PATH,
+		 H.dir, H.shm, H.pidfile);
+	for (int round = 0; round < 5; round++) {
+		pid_t old = H.vigild;
+		/* The runbook's line as it is, its output to vigild.out. */
+		int src = itest_sh(&H, script, NULL, 10000);
+		CHECK(src == 0, "round %d: the runbook's line exited %d", round, src);
+		CHECK(wait_gone(old, 15000), "round %d: the old vigild %d did not stop", round, (int)old);
+		(void)waitpid(old, NULL, WNOHANG); /* ours to reap, unless the harness already did */
+		/* The new one: its pid file, and it answers for the worker. */
+		pid_t neu = 0;
+		int64_t deadline = itest_mono_ms() + 15000;
+		while (itest_mono_ms() < deadline) {
+			char *pf = itest_read_file(&H, "vigild.pid");
+			neu = pf != NULL ? atoi(pf) : 0;
+			free(pf);
+			if (neu > 0 && neu != old && itest_alive(neu))
+				break;
+			itest_sleep_ms(20);
+		}
+		CHECK(neu > 0 && neu != old && itest_alive(neu), "round %d: no new vigild after the runbook's restart",
+		      round);
+		itest_track_pid(neu);
+		H.vigild = neu;
+		const char *chk[] = {"check", NULL};
+		int rc = -1;
+		deadline = itest_mono_ms() + 10000;
+		while ((rc = ctl(NULL, NULL, chk)) != 0 && itest_mono_ms() < deadline)
+			itest_sleep_ms(50);
+		CHECK(rc == 0, "round %d: vigilctl check says %d with the new vigild", round, rc);
+	}
+	CHECK(itest_alive(w), "the worker died across the restarts");
+	CHECK(itest_count_events(&H, HB, "worker_adopted", "worker-rb-001") == 5, "the worker was not adopted 5 times");
+	/* The last vigild was started by a shell that is gone: it may not be
+	 * ours to reap, so it is stopped and waited for here. */
+	itest_signal(H.vigild, SIGTERM);
+	CHECK(wait_gone(H.vigild, 15000), "the last vigild did not stop on SIGTERM");
+	(void)waitpid(H.vigild, NULL, WNOHANG);
+	H.vigild = 0;
+	soft_done();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -352,6 +413,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(quarantine_survives_kill9_and_lift_works, setup, teardown),
 		cmocka_unit_test_setup_teardown(pending_delay_is_absolute_across_kill9, setup, teardown),
 		cmocka_unit_test_setup_teardown(shell_worker_stays_verified_across_kill9, setup, teardown),
+		cmocka_unit_test_setup_teardown(runbook_restart_of_vigild_keeps_a_vigild, setup, teardown),
 	};
 	if (getenv("VIGIL_TEST_FILTER") != NULL)
 		cmocka_set_test_filter(getenv("VIGIL_TEST_FILTER"));
