@@ -733,14 +733,16 @@ void vigil_action_snapshot(struct vigil_action *a, bool force)
 
 /* ---- policies ------------------------------------------------------------------ */
 
-int vigil_action_reload(struct vigil_action *a, const char *why)
+int vigil_action_reload(struct vigil_action *a, const char *why, unsigned files)
 {
 	char err[512], warn[512];
 	int bad = 0;
 	struct vigil_heartbeat_policy hb;
 	bool missing = false;
 	err[0] = warn[0] = '\0';
-	if (vigil_policy_heartbeat_load(a->config_fd, HB_POLICY, "coordination/config/heartbeat-policy.json", &hb,
+	if (!(files & VIGIL_POLICY_HEARTBEAT)) {
+		/* not asked */
+	} else if (vigil_policy_heartbeat_load(a->config_fd, HB_POLICY, "coordination/config/heartbeat-policy.json", &hb,
 					&missing, err, sizeof err, warn, sizeof warn) < 0) {
 		vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_ERROR, "policy not reloaded (%s): %s; the policy in force stays",
 			  why, err);
@@ -775,28 +777,65 @@ int vigil_action_reload(struct vigil_action *a, const char *why)
 	}
 	struct vigil_restart_policy rp;
 	err[0] = warn[0] = '\0';
-	if (vigil_policy_restart_load(a->config_fd, RESTART_POLICY, "coordination/config/worker-restart-policy.json",
-				      &rp, &missing, err, sizeof err, warn, sizeof warn) < 0) {
+	if (!(files & VIGIL_POLICY_RESTART)) {
+		/* not asked */
+	} else if (vigil_policy_restart_load(a->config_fd, RESTART_POLICY, "coordination/config/worker-restart-policy.json",
+					     &rp, &missing, err, sizeof err, warn, sizeof warn) < 0) {
 		vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_ERROR, "policy not reloaded (%s): %s; the policy in force stays", why,
 			  err);
 		bad++;
 	} else {
+		if (warn[0] != '\0')
+			vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_WARN, "%s", warn);
+		bool same = memcmp(&rp, &a->restart, sizeof rp) == 0;
 		a->restart = rp;
+		vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_INFO,
+			  "restart policy %s (%s): max_retries %u, retry interval %.3f s, backoff x%g, breaker %s at %u "
+			  "for %.3f s",
+			  same ? "reread, unchanged" : "reloaded", why, rp.max_retries, rp.retry_interval_seconds,
+			  rp.backoff_multiplier, rp.circuit_breaker_enabled ? "on" : "off", rp.circuit_breaker_threshold,
+			  rp.circuit_breaker_reset_seconds);
 	}
 	struct vigil_autofix_policy ap;
 	err[0] = warn[0] = '\0';
-	if (vigil_policy_autofix_load(a->config_fd, AUTOFIX_POLICY, "coordination/config/auto-fix-policy.json", &ap,
-				      &missing, err, sizeof err, warn, sizeof warn) < 0) {
+	if (!(files & VIGIL_POLICY_AUTOFIX)) {
+		/* not asked */
+	} else if (vigil_policy_autofix_load(a->config_fd, AUTOFIX_POLICY, "coordination/config/auto-fix-policy.json", &ap,
+					     &missing, err, sizeof err, warn, sizeof warn) < 0) {
 		vigil_log(VIGIL_LOG_AUTOFIX, VIGIL_LOG_ERROR, "policy not reloaded (%s): %s; the policy in force stays", why,
 			  err);
 		bad++;
 	} else {
+		if (warn[0] != '\0')
+			vigil_log(VIGIL_LOG_AUTOFIX, VIGIL_LOG_WARN, "%s", warn);
+		bool same = memcmp(&ap, &a->autofix, sizeof ap) == 0;
 		a->autofix = ap;
+		vigil_log(VIGIL_LOG_AUTOFIX, VIGIL_LOG_INFO, "auto-fix policy %s (%s): %s, threshold %g, %u fixes an hour%s",
+			  same ? "reread, unchanged" : "reloaded", why, ap.enabled ? "enabled" : "disabled",
+			  ap.min_confidence_threshold, ap.max_fixes_per_hour, ap.dry_run ? ", dry run" : "");
 	}
 	return bad == 0 ? 0 : -EINVAL;
 }
 
 /* ---- the loop ------------------------------------------------------------------ */
+
+/* The policy file an inotify event of coordination/config says is complete:
+ * written and closed (cp, an editor writing in place), renamed in (an
+ * atomic writer) or deleted.  IN_CREATE and IN_MODIFY are not: the file is
+ * still being written then (a cp of two files made vigild read the second
+ * one empty and log a false "policy not reloaded"). */
+static unsigned policy_file_bit(const struct inotify_event *ie)
+{
+	if (!(ie->mask & (IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE)))
+		return 0;
+	if (strcmp(ie->name, HB_POLICY) == 0)
+		return VIGIL_POLICY_HEARTBEAT;
+	if (strcmp(ie->name, RESTART_POLICY) == 0)
+		return VIGIL_POLICY_RESTART;
+	if (strcmp(ie->name, AUTOFIX_POLICY) == 0)
+		return VIGIL_POLICY_AUTOFIX;
+	return 0;
+}
 
 static int add_fd(int epfd, int fd, uint64_t tok)
 {
@@ -1090,7 +1129,7 @@ int vigil_action_run(struct vigil_action *a)
 				struct signalfd_siginfo si;
 				while (read(a->sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
 					if (si.ssi_signo == SIGHUP) {
-						vigil_action_reload(a, "SIGHUP");
+						vigil_action_reload(a, "SIGHUP", VIGIL_POLICY_ALL);
 					} else {
 						vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_INFO,
 							  "signal %u: stopping; workers keep running", si.ssi_signo);
@@ -1101,7 +1140,8 @@ int vigil_action_run(struct vigil_action *a)
 			}
 			case TOK_INO: {
 				char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
-				bool config = false, queues = false;
+				unsigned config = 0;
+				bool queues = false;
 				ssize_t len;
 				/* Bounded: the fd is non-blocking and drained. */
 				while ((len = read(a->inofd, buf, sizeof buf)) > 0) {
@@ -1109,15 +1149,15 @@ int vigil_action_run(struct vigil_action *a)
 						struct inotify_event *ie = (struct inotify_event *)p;
 						if (ie->len > 0 && ie->name[0] != '.') {
 							if (ie->wd == a->ino_config_wd)
-								config = true;
+								config |= policy_file_bit(ie);
 							else
 								queues = true;
 						}
 						p += sizeof *ie + ie->len;
 					}
 				}
-				if (config)
-					vigil_action_reload(a, "file changed");
+				if (config != 0)
+					vigil_action_reload(a, "file changed", config);
 				if (queues)
 					vigil_restart_poll(a);
 				break;

@@ -92,9 +92,17 @@ void vigil_action_prune_stale_specs(struct vigil_action *a);
  * returns 0. */
 int vigil_action_run(struct vigil_action *a);
 
-/* Reloads the policies; a bad file is reported and the policy in force
- * stays.  Returns 0 when all three files were good. */
-int vigil_action_reload(struct vigil_action *a, const char *why);
+/* Which policy files a reload rereads. */
+#define VIGIL_POLICY_HEARTBEAT 1u
+#define VIGIL_POLICY_RESTART 2u
+#define VIGIL_POLICY_AUTOFIX 4u
+#define VIGIL_POLICY_ALL 7u
+/* Rereads the policy files in `files` (SIGHUP: all; a file that changed:
+ * that one only, so that copying two files at once never reads the second
+ * half-written because the first one changed).  A bad file is reported and
+ * the policy in force stays; a good one is logged as reloaded or unchanged.
+ * Returns 0 when every file read was good. */
+int vigil_action_reload(struct vigil_action *a, const char *why, unsigned files);
 
 void vigil_action_snapshot(struct vigil_action *a, bool force);
 

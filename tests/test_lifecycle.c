@@ -404,6 +404,42 @@ static void runbook_restart_of_vigild_keeps_a_vigild(void **state)
 	soft_done();
 }
 
+/* ---- policies ---------------------------------------------------------------------- */
+
+/* Defect: one cp of two policy files logged a false ERROR ("policy not
+ * reloaded ... worker-restart-policy.json: empty file", 3 of 6 tries): the
+ * first file's change reread all three and caught the second half-written.
+ * And a restart-policy reload was never logged.  Ten cp's of two files:
+ * no "not reloaded", and each restart policy's new max_retries is logged. */
+static void copying_two_policies_reads_each_once_complete(void **state)
+{
+	(void)state;
+	itest_vigild_start(&H);
+	for (int round = 0; round < 10; round++) {
+		char text[512];
+		snprintf(text, sizeof text,
+			 "{\"max_retries\": %d, \"retry_interval_seconds\": 0.2, \"backoff_multiplier\": 2,"
+			 " \"circuit_breaker_enabled\": true, \"circuit_breaker_threshold\": 5,"
+			 " \"circuit_breaker_reset_seconds\": 1}\n", 10 + round);
+		itest_write_file(&H, "staging/worker-restart-policy.json", text);
+		snprintf(text, sizeof text, "{\"enabled\": %s}\n", round % 2 ? "true" : "false");
+		itest_write_file(&H, "staging/auto-fix-policy.json", text);
+		char script[ITEST_PATH_MAX * 4];
+		snprintf(script, sizeof script, "cp %s/staging/worker-restart-policy.json %s/staging/auto-fix-policy.json "
+			 "%s/coordination/config/", H.dir, H.dir, H.dir);
+		CHECK(itest_sh(&H, script, NULL, 10000) == 0, "round %d: cp failed", round);
+		char needle[64];
+		snprintf(needle, sizeof needle, "max_retries %d,", 10 + round);
+		SOFT_CHECK(wait_text_count(RLOG, needle, 1, 5000), "round %d: the restart policy's reload (%s) is not logged",
+			   round, needle);
+	}
+	itest_sleep_ms(300); /* the last auto-fix policy's reread */
+	SOFT_CHECK(count_text(RLOG, "policy not reloaded") == 0 && count_text(AFLOG, "policy not reloaded") == 0 &&
+			   count_text(HB_LOG, "policy not reloaded") == 0,
+		   "a good policy file was reported as not reloaded");
+	soft_done();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -414,6 +450,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(pending_delay_is_absolute_across_kill9, setup, teardown),
 		cmocka_unit_test_setup_teardown(shell_worker_stays_verified_across_kill9, setup, teardown),
 		cmocka_unit_test_setup_teardown(runbook_restart_of_vigild_keeps_a_vigild, setup, teardown),
+		cmocka_unit_test_setup_teardown(copying_two_policies_reads_each_once_complete, setup, teardown),
 	};
 	if (getenv("VIGIL_TEST_FILTER") != NULL)
 		cmocka_set_test_filter(getenv("VIGIL_TEST_FILTER"));
