@@ -213,7 +213,14 @@ static bool report_exit(struct vigil_scanner *s, uint32_t slot, uint64_t real_ms
 {
 	struct vigil_watch *w = &s->watch[slot];
 	struct vigil_event ev;
-	event_base(&ev, VIGIL_EV_EXITED, slot, w, real_ms);
+	/* A goodbye written before the exit is a detach, whichever of the
+	 * pidfd and the slot's state the scanner sees first: a worker that
+	 * calls vigil_detach and exits at once usually wakes the pidfd before
+	 * the next tick reads its slot.  The acquire pairs with the release
+	 * of vigil_detach's CAS, which happened before the process ended. */
+	uint64_t o = atomic_load_explicit(&s->seg->hot[slot].owner, memory_order_acquire);
+	bool goodbye = vigil_owner_gen(o) == vigil_owner_gen(w->owner) && vigil_owner_state(o) == VIGIL_SLOT_DETACHED;
+	event_base(&ev, goodbye ? VIGIL_EV_DETACHED : VIGIL_EV_EXITED, slot, w, real_ms);
 	ev.health_score = w->view_health;
 	ev.missed = w->view_missed;
 	if (w->pidfd >= 0) {
@@ -233,10 +240,10 @@ static bool report_exit(struct vigil_scanner *s, uint32_t slot, uint64_t real_ms
 	if (!emit(s, &ev, woke))
 		return false;
 	atomic_fetch_add_explicit(&s->metrics.exits_detected, 1, memory_order_relaxed);
-	uint64_t o = atomic_load_explicit(&s->seg->hot[slot].owner, memory_order_acquire);
+	o = atomic_load_explicit(&s->seg->hot[slot].owner, memory_order_acquire);
 	if (vigil_owner_gen(o) == vigil_owner_gen(w->owner) && vigil_owner_state(o) != VIGIL_SLOT_FREE)
 		vigil_segment_slot_free(s->seg, slot, o);
-	view_set(s, slot, w, VIGIL_VERDICT_EXITED, w->view_health, w->view_missed);
+	view_set(s, slot, w, goodbye ? VIGIL_VERDICT_DETACHED : VIGIL_VERDICT_EXITED, w->view_health, w->view_missed);
 	watch_reset(w);
 	return true;
 }
