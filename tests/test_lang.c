@@ -5,12 +5,13 @@
  * README (through libvigil) under the real vigild, with every verdict a C
  * worker gets; the shell emitter's long-lived coprocess.
  *
- * Policies: interval 0.3 s, timeout 0.6 s, zombie 1.2 s (tick 75 ms) -
+ * Policies: interval 0.5 s, timeout 1 s, zombie 2 s (tick 100 ms) -
  * the README's workers beat every 100 ms, and Python start-up must not
  * count as a missed beat on a loaded host.  Order is judged strictly;
  * upper bounds get itest_slack_ms() (see itest.h).
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -52,7 +53,7 @@ static int setup(void **state)
 {
 	(void)state;
 	itest_home_create(&H);
-	itest_write_policy(&H, 0.3, 0.6, 1.2, NULL);
+	itest_write_policy(&H, 0.5, 1.0, 2.0, NULL);
 	return 0;
 }
 
@@ -229,10 +230,284 @@ static void duplicate_id_refused(void **state)
 	itest_kill(c);
 }
 
+
+/* ---- the README's workers in C++, Python and shell ------------------------- */
+
+/* Starts the README worker of lang ("cpp", "py", "sh") as worker id; the
+ * process started is the worker itself (bash execs it). */
+static pid_t lang_start(const char *lang, const char *id)
+{
+	char script[3 * ITEST_PATH_MAX];
+	if (strcmp(lang, "cpp") == 0)
+		snprintf(script, sizeof script, "export WORKER_ID=%s WORKER_TYPE=cpp TASK_ID=task-lang; exec '%s'", id,
+			 README_CPP_WORKER);
+	else if (strcmp(lang, "py") == 0)
+		snprintf(script, sizeof script,
+			 "export WORKER_ID=%s WORKER_TYPE=python TASK_ID=task-lang VIGIL_LIBRARY='%s' PYTHONPATH='%s'; "
+			 "exec '%s' '%s'",
+			 id, LIBVIGIL_PATH, PYTHON_MODULE_DIR, PYTHON3_PATH, README_PY_WORKER);
+	else
+		snprintf(script, sizeof script,
+			 "cd '%s' && export WORKER_ID=%s WORKER_TYPE=shell TASK_ID=task-lang; exec bash '%s'",
+			 SOURCE_DIR, id, README_SH_WORKER);
+	return itest_bash_start(&H, script);
+}
+
+/* Beats vigild credited to id, from `vigilctl status --json` (-1: no row
+ * or not scored yet). */
+static long long status_beats(const char *id)
+{
+	char *out = NULL;
+	const char *args[] = {"status", "--json", NULL};
+	if (itest_vigilctl(&H, &out, NULL, args) != 0) {
+		free(out);
+		return -1;
+	}
+	json_t *arr = json_loads(out != NULL ? out : "", 0, NULL);
+	free(out);
+	long long beats = -1;
+	size_t i;
+	json_t *row;
+	json_array_foreach(arr, i, row) {
+		json_t *b = json_object_get(row, "beats");
+		if (strcmp(itest_str(row, "worker_id"), id) == 0 && json_is_integer(b))
+			beats = json_integer_value(b);
+	}
+	json_decref(arr);
+	return beats;
+}
+
+/* The children of ppid whose comm starts with name (from /proc), up to
+ * max into out; how many. */
+static int children_named(pid_t ppid, const char *name, pid_t *out, int max)
+{
+	int n = 0;
+	DIR *d = opendir("/proc");
+	if (d == NULL)
+		return 0;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		pid_t pid = (pid_t)atoi(e->d_name);
+		char buf[1024];
+		if (pid <= 0 || itest_proc_stat(pid, buf, sizeof buf) == NULL)
+			continue;
+		const char *open = strchr(buf, '('), *close = strrchr(buf, ')');
+		if (open == NULL || close == NULL || strncmp(open + 1, name, strlen(name)) != 0)
+			continue;
+		int pp = 0;
+		char st = 0;
+		if (sscanf(close + 1, " %c %d", &st, &pp) == 2 && pp == ppid && st != 'Z') {
+			if (n < max)
+				out[n] = pid;
+			n++;
+		}
+	}
+	closedir(d);
+	return n;
+}
+
+/*
+ * The README worker of lang, three times at once under vigild, gets every
+ * verdict a C worker gets: registered and verified (vigild holds its
+ * pidfd), beats credited, SIGKILL seen at once (worker_exited within a
+ * tick), SIGSTOP judged missed, timeout, zombie in that order, and a run
+ * to the end reported worker_detached (exit 0, never worker_exited) - or,
+ * for shell, which has no goodbye, worker_exited with exit code 0.  The
+ * finished and the killed worker are never blamed for missed beats.
+ */
+static void verdicts_like_c(const char *lang, bool detaches, void (*extra)(pid_t done, const char *id))
+{
+	itest_vigild_start(&H);
+	char ids[3][64];
+	const char *what[3] = {"kill", "stop", "done"};
+	pid_t pids[3];
+	for (int i = 0; i < 3; i++) {
+		snprintf(ids[i], sizeof ids[i], "worker-%s-%s", lang, what[i]);
+		pids[i] = lang_start(lang, ids[i]);
+	}
+	for (int i = 0; i < 3; i++) {
+		json_t *r = registered(ids[i]);
+		CHECK(json_is_true(json_object_get(r, "verified")), "%s not verified (no pidfd watch)", ids[i]);
+		CHECK(itest_int(r, "pid") == pids[i], "%s registered with pid %lld, the worker is %d", ids[i],
+		      (long long)itest_int(r, "pid"), (int)pids[i]);
+		json_decref(r);
+	}
+	for (int i = 0; i < 3; i++) {
+		int64_t deadline = itest_mono_ms() + 5000;
+		long long b;
+		while ((b = status_beats(ids[i])) < 3 && itest_mono_ms() < deadline)
+			itest_sleep_ms(50);
+		CHECK(b >= 3, "%s: %lld beats credited after 5 s, want >= 3", ids[i], b);
+	}
+	if (extra != NULL)
+		extra(pids[2], ids[2]);
+
+	/* kill -9: seen at once. */
+	int64_t t_kill = itest_now_ms();
+	itest_signal(pids[0], SIGKILL);
+	json_t *ex = itest_wait_event(&H, HB, "worker_exited", ids[0], 3000);
+	CHECK(ex != NULL, "%s: no worker_exited within 3 s of SIGKILL", ids[0]);
+	int64_t dt = itest_int(ex, "timestamp_ms") - t_kill;
+	CHECK(dt >= -1 && (double)dt <= itest_tick_ms(&H) + itest_slack_ms(),
+	      "%s: worker_exited %lld ms after SIGKILL (tick %.1f, slack %d)", ids[0], (long long)dt,
+	      itest_tick_ms(&H), itest_slack_ms());
+	json_decref(ex);
+
+	/* SIGSTOP: missed, then timeout, then zombie. */
+	itest_signal(pids[1], SIGSTOP);
+	json_t *m = itest_wait_event(&H, HB, "heartbeat_missed", ids[1], 5000);
+	json_t *t = itest_wait_event(&H, HB, "heartbeat_timeout", ids[1], 5000);
+	json_t *z = itest_wait_event(&H, ZE, "zombie_detected", ids[1], 8000);
+	CHECK(m != NULL && t != NULL && z != NULL, "%s stopped: missed %s, timeout %s, zombie %s", ids[1],
+	      m ? "yes" : "no", t ? "yes" : "no", z ? "yes" : "no");
+	CHECK(itest_int(m, "timestamp_ms") <= itest_int(t, "timestamp_ms") &&
+		      itest_int(t, "timestamp_ms") <= itest_int(z, "timestamp_ms"),
+	      "%s: verdicts out of order", ids[1]);
+	json_decref(m);
+	json_decref(t);
+	json_decref(z);
+	itest_kill(pids[1]);
+
+	/* The end of the run (101 beats, 100 ms apart). */
+	const char *end = detaches ? "worker_detached" : "worker_exited";
+	json_t *d = itest_wait_event(&H, HB, end, ids[2], 30000);
+	CHECK(d != NULL, "%s: no %s within 30 s", ids[2], end);
+	if (!detaches)
+		CHECK(itest_int(d, "exit_code") == 0, "%s: worker_exited with exit_code %lld, want 0", ids[2],
+		      (long long)itest_int(d, "exit_code"));
+	json_decref(d);
+	int rc = itest_reap(pids[2], 5000);
+	CHECK(rc == 0, "%s exited %d, want 0", ids[2], rc);
+	if (detaches)
+		CHECK(count(HB, "worker_exited", ids[2]) == 0, "%s detached but was also reported exited", ids[2]);
+	for (int i = 0; i < 3; i += 2)
+		CHECK(count(HB, "heartbeat_missed", ids[i]) == 0, "%s: unexpected heartbeat_missed", ids[i]);
+	itest_reap(pids[0], 1000);
+}
+
+static void cpp_worker_verdicts(void **state)
+{
+	(void)state;
+	verdicts_like_c("cpp", true, NULL);
+}
+
+static void python_worker_verdicts(void **state)
+{
+	(void)state;
+	verdicts_like_c("py", true, NULL);
+}
+
+/* The Python module's errors and its context manager: a bad id and a live
+ * id raise VigilError with errno and vigil_strerror's sentence; leaving a
+ * `with` block by an exception detaches (worker_detached while the process
+ * still runs); a beat after that raises ENOTCONN. */
+static const char PY_ERRORS[] =
+	"import errno, os, sys, time\n"
+	"import vigil\n"
+	"os.environ['WORKER_ID'] = 'bad id'\n"
+	"try:\n"
+	"    vigil.attach()\n"
+	"except vigil.VigilError as e:\n"
+	"    assert e.errno == errno.EINVAL and 'ids must match' in str(e), e\n"
+	"    print('einval ok', flush=True)\n"
+	"os.environ['WORKER_ID'] = 'worker-py-exc'\n"
+	"w = vigil.attach()\n"
+	"try:\n"
+	"    vigil.attach()\n"
+	"except vigil.VigilError as e:\n"
+	"    assert e.errno == errno.EEXIST and 'live in the segment' in str(e), e\n"
+	"    print('eexist ok', flush=True)\n"
+	"try:\n"
+	"    with w:\n"
+	"        w.beat(100, 10)\n"
+	"        raise RuntimeError('boom')\n"
+	"except RuntimeError:\n"
+	"    print('raised ok', flush=True)\n"
+	"try:\n"
+	"    w.beat(1, 1)\n"
+	"except vigil.VigilError as e:\n"
+	"    assert e.errno == errno.ENOTCONN, e\n"
+	"    print('enotconn ok', flush=True)\n"
+	"time.sleep(600)\n";
+
+static void python_errors_and_with(void **state)
+{
+	(void)state;
+	itest_vigild_start(&H);
+	itest_write_file(&H, "errors.py", PY_ERRORS);
+	char script[3 * ITEST_PATH_MAX], path[ITEST_PATH_MAX];
+	snprintf(script, sizeof script, "export VIGIL_LIBRARY='%s' PYTHONPATH='%s'; exec '%s' '%s'", LIBVIGIL_PATH,
+		 PYTHON_MODULE_DIR, PYTHON3_PATH, itest_path(&H, "errors.py", path));
+	pid_t p = itest_bash_start(&H, script);
+	CHECK(itest_wait_text(&H, "bash-0.out", "enotconn ok", 10000), "the Python checks did not all pass");
+	char *out = itest_read_file(&H, "bash-0.out");
+	CHECK(out != NULL && strstr(out, "einval ok") && strstr(out, "eexist ok") && strstr(out, "raised ok"),
+	      "Python output: %s", out != NULL ? out : "");
+	free(out);
+	json_t *d = itest_wait_event(&H, HB, "worker_detached", "worker-py-exc", 3000);
+	CHECK(d != NULL, "leaving the with block by an exception did not detach");
+	json_decref(d);
+	CHECK(itest_alive(p), "the Python worker died");
+	CHECK(count(HB, "worker_exited", "worker-py-exc") == 0, "reported exited while alive");
+	itest_kill(p);
+}
+
+/* While the README's shell worker beats, one coprocess of its bash
+ * carries every beat (no fork per beat). */
+static void one_emitter(pid_t bash, const char *id)
+{
+	pid_t first[4], later[4];
+	int n1 = children_named(bash, "vigilctl", first, 4);
+	long long b1 = status_beats(id);
+	itest_sleep_ms(1000);
+	int n2 = children_named(bash, "vigilctl", later, 4);
+	long long b2 = status_beats(id);
+	CHECK(n1 == 1 && n2 == 1 && first[0] == later[0],
+	      "%s: want one vigilctl child of bash %d carrying the beats, saw %d then %d (pids %d, %d)", id,
+	      (int)bash, n1, n2, n1 > 0 ? (int)first[0] : 0, n2 > 0 ? (int)later[0] : 0);
+	CHECK(b2 >= b1 + 5, "%s: %lld beats in a second through the coprocess, want >= 5", id, b2 - b1);
+}
+
+static void shell_worker_verdicts(void **state)
+{
+	(void)state;
+	verdicts_like_c("sh", false, one_emitter);
+}
+
+/* A shell worker killed with -9: seen at once (above), and its coprocess
+ * ends with it (it watches the shell's pidfd), so nothing beats for a dead
+ * shell. */
+static void shell_emitter_ends_with_shell(void **state)
+{
+	(void)state;
+	itest_vigild_start(&H);
+	pid_t b = itest_bash_start(&H, "source \"$SHIM\"; sleep 600 & while :; do emit_heartbeat worker-shell-co-001 "
+				       "90 50 || exit 3; sleep 0.05; done");
+	json_t *r = registered("worker-shell-co-001");
+	CHECK(json_is_true(json_object_get(r, "verified")), "shell worker not verified");
+	json_decref(r);
+	pid_t co[2];
+	CHECK(children_named(b, "vigilctl", co, 2) == 1, "want one vigilctl coprocess of the shell");
+	itest_signal(b, SIGKILL);
+	json_t *ex = itest_wait_event(&H, HB, "worker_exited", "worker-shell-co-001", 3000);
+	CHECK(ex != NULL, "no worker_exited for the killed shell");
+	json_decref(ex);
+	int64_t deadline = itest_mono_ms() + 3000;
+	while (itest_alive(co[0]) && itest_mono_ms() < deadline)
+		itest_sleep_ms(10);
+	CHECK(!itest_alive(co[0]), "the emitter coprocess %d outlived its shell by 3 s", (int)co[0]);
+	itest_reap(b, 1000);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(duplicate_id_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(cpp_worker_verdicts, setup, teardown),
+		cmocka_unit_test_setup_teardown(python_worker_verdicts, setup, teardown),
+		cmocka_unit_test_setup_teardown(python_errors_and_with, setup, teardown),
+		cmocka_unit_test_setup_teardown(shell_worker_verdicts, setup, teardown),
+		cmocka_unit_test_setup_teardown(shell_emitter_ends_with_shell, setup, teardown),
 	};
 	/* VIGIL_TEST_FILTER=<glob> runs only the matching tests. */
 	if (getenv("VIGIL_TEST_FILTER") != NULL)
