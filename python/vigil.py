@@ -90,6 +90,10 @@ class Worker:
     """An attached worker (made by attach()).  One thread at a time."""
 
     __slots__ = ("_h", "_beat")
+    # Held by the class, so that a Worker collected while the interpreter
+    # shuts down (module globals already cleared) can still be closed.
+    _close = _lib.vigil_close
+    _detach = _lib.vigil_handle_detach
 
     def __init__(self):
         err = ctypes.c_int(0)
@@ -110,7 +114,7 @@ class Worker:
         """The clean goodbye: vigild reports worker_detached and frees the
         slot.  Raises VigilError when the slot was no longer ours (ESTALE)
         or the worker is already detached (ENOTCONN)."""
-        rc = _lib.vigil_handle_detach(self._h)
+        rc = self._detach(self._h)
         if rc != 0:
             raise VigilError(rc, "vigil.detach")
 
@@ -120,7 +124,7 @@ class Worker:
         stopped beating or exited); call detach() first for a clean end."""
         h, self._h = getattr(self, "_h", None), None
         if h is not None:
-            _lib.vigil_close(h)
+            self._close(h)
 
     def __enter__(self):
         return self
@@ -130,7 +134,7 @@ class Worker:
         # during an exception must not hide that exception.
         try:
             if self._h is not None:
-                rc = _lib.vigil_handle_detach(self._h)
+                rc = self._detach(self._h)
                 if rc != 0 and rc != -_errno.ENOTCONN and exc_type is None:
                     raise VigilError(rc, "vigil.detach")
         finally:

@@ -499,6 +499,38 @@ static void shell_emitter_ends_with_shell(void **state)
 	itest_reap(b, 1000);
 }
 
+/* The coprocess that registered a shell worker stays alive and mapped, so a
+ * restarted vigild verifies the worker again through it (its registrar)
+ * and sees a kill -9 of the shell at once, not at the zombie threshold. */
+static void shell_verified_after_vigild_restart(void **state)
+{
+	(void)state;
+	itest_vigild_start(&H);
+	const char *id = "worker-shell-rs-001";
+	pid_t b = itest_bash_start(&H, "source \"$SHIM\"; while :; do emit_heartbeat worker-shell-rs-001 90 50 || "
+				       "exit 3; sleep 0.05; done");
+	json_t *r = registered(id);
+	CHECK(json_is_true(json_object_get(r, "verified")), "shell worker not verified");
+	json_decref(r);
+	CHECK(itest_vigild_stop(&H, 10000) == 0, "vigild did not stop cleanly");
+	itest_vigild_start(&H);
+	json_t *a = itest_wait_event(&H, HB, "worker_adopted", id, 5000);
+	CHECK(a != NULL, "the restarted vigild did not adopt %s", id);
+	CHECK(json_is_true(json_object_get(a, "verified")), "the restarted vigild did not verify %s again", id);
+	json_decref(a);
+	itest_sleep_ms(200);
+	int64_t t_kill = itest_now_ms();
+	itest_signal(b, SIGKILL);
+	json_t *ex = itest_wait_event(&H, HB, "worker_exited", id, 3000);
+	CHECK(ex != NULL, "no worker_exited for the killed shell after the restart");
+	int64_t dt = itest_int(ex, "timestamp_ms") - t_kill;
+	CHECK(dt >= -1 && (double)dt <= itest_tick_ms(&H) + itest_slack_ms(),
+	      "worker_exited %lld ms after SIGKILL (tick %.1f, slack %d)", (long long)dt, itest_tick_ms(&H),
+	      itest_slack_ms());
+	json_decref(ex);
+	itest_reap(b, 1000);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -508,6 +540,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(python_errors_and_with, setup, teardown),
 		cmocka_unit_test_setup_teardown(shell_worker_verdicts, setup, teardown),
 		cmocka_unit_test_setup_teardown(shell_emitter_ends_with_shell, setup, teardown),
+		cmocka_unit_test_setup_teardown(shell_verified_after_vigild_restart, setup, teardown),
 	};
 	/* VIGIL_TEST_FILTER=<glob> runs only the matching tests. */
 	if (getenv("VIGIL_TEST_FILTER") != NULL)
