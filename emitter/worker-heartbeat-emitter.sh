@@ -14,7 +14,12 @@
 #       the calling shell (a subshell gets its own), and each beat is one
 #       line written to it and one line (the exit code) read back.
 #
+#   emit_detach "$WORKER_ID"
+#       The clean goodbye (vigild reports worker_detached, not
+#       worker_exited), before the shell ends.
+#
 #   worker-heartbeat-emitter.sh WORKER_ID HEALTH PROGRESS
+#   worker-heartbeat-emitter.sh --detach WORKER_ID
 #       The worker is the process that ran the script ($PPID).  The script
 #       execs vigilctl so that vigilctl is that process's direct child,
 #       which is how vigild verifies a self-registered worker.
@@ -89,25 +94,22 @@ _vigil_hb_start() {
 	return 0
 }
 
-# emit_heartbeat WORKER_ID HEALTH PROGRESS: one beat for the calling shell.
-emit_heartbeat() {
-	# Arguments the line protocol cannot carry (blanks, empty, not three)
-	# and old shells go the forking way, so that vigilctl words the error
-	# exactly as before.
-	if (($# != 3)) || [[ -z "$1" || -z "$2" || -z "$3" || "$1$2$3" == *[[:space:]]* ]] ||
-		[[ -n "${VIGIL_EMIT_FORK:-}" ]] ||
-		((BASH_VERSINFO[0] < 4 || (BASH_VERSINFO[0] == 4 && BASH_VERSINFO[1] < 3))); then
-		_vigil_hb_once "$@"
-		return
-	fi
+# Whether this shell may use the coprocess (bash >= 4.3, not turned off).
+_vigil_hb_coproc_ok() {
+	[[ -z "${VIGIL_EMIT_FORK:-}" ]] &&
+		((BASH_VERSINFO[0] > 4 || (BASH_VERSINFO[0] == 4 && BASH_VERSINFO[1] >= 3)))
+}
+
+# Sends one line to this shell's coprocess (started if need be) and returns
+# the exit code it answers.  A bounded wait for the answer: registration
+# waits at most 2 s for vigild.  No answer (the coprocess died): a failure,
+# and the next call starts a new coprocess.
+_vigil_hb_ask() {
 	if [[ "${_vigil_hb_owner:-}" != "$BASHPID" ]] || ! kill -0 "$_vigil_hb_pid" 2>/dev/null; then
 		_vigil_hb_start || return 1
 	fi
 	local _vigil_hb_rc=
-	# A bounded wait for the answer: registration waits at most 2 s for
-	# vigild.  No answer (the coprocess died): a failure, and the next
-	# beat starts a new coprocess.
-	if ! printf '%s %s %s\n' "$1" "$2" "$3" >&"$_vigil_hb_in" ||
+	if ! printf '%s\n' "$1" >&"$_vigil_hb_in" ||
 		! read -r -t 30 -u "$_vigil_hb_out" _vigil_hb_rc || [[ "$_vigil_hb_rc" != [0-9] ]]; then
 		printf 'worker-heartbeat-emitter: the emitter coprocess (pid %s) did not answer; restarting it on the next beat\n' \
 			"${_vigil_hb_pid:-?}" >&2
@@ -115,6 +117,30 @@ emit_heartbeat() {
 		return 1
 	fi
 	return "$_vigil_hb_rc"
+}
+
+# emit_heartbeat WORKER_ID HEALTH PROGRESS: one beat for the calling shell.
+emit_heartbeat() {
+	# Arguments the line protocol cannot carry (blanks, empty, not three)
+	# and old shells go the forking way, so that vigilctl words the error
+	# exactly as before.
+	if (($# != 3)) || [[ -z "$1" || -z "$2" || -z "$3" || "$1$2$3" == *[[:space:]]* ]] || ! _vigil_hb_coproc_ok; then
+		_vigil_hb_once "$@"
+		return
+	fi
+	_vigil_hb_ask "$1 $2 $3"
+}
+
+# emit_detach WORKER_ID: the calling shell's clean goodbye, as vigil_detach
+# in C: vigild reports worker_detached (not worker_exited) and frees the
+# slot.  A later emit_heartbeat registers the worker anew.
+emit_detach() {
+	if (($# != 1)) || [[ -z "$1" || "$1" == *[[:space:]]* ]] || ! _vigil_hb_coproc_ok ||
+		[[ "${_vigil_hb_owner:-}" != "$BASHPID" ]]; then
+		_vigil_hb_once --detach "$@"
+		return
+	fi
+	_vigil_hb_ask "$1 detach"
 }
 
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then

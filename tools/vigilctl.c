@@ -103,7 +103,7 @@ static const struct cmd cmds[] = {
 	 "one-line verdict for probes and monitoring plugins: exit 0 OK, 1 WARNING, 2 CRITICAL"},
 	{"metrics", cmd_metrics, "[--json | --prom] [--home DIR] [--shm NAME]",
 	 "print vigild's metrics (JSON files, or Prometheus text as in vigil.prom)"},
-	{"emit", cmd_emit, "[--pid PID] [--type T] [--task-id X] [--home DIR] [--shm NAME] {ID HEALTH PROGRESS | --stdin}",
+	{"emit", cmd_emit, "[--pid PID] [--type T] [--task-id X] [--home DIR] [--shm NAME] {ID HEALTH PROGRESS | --stdin | --detach ID}",
 	 "publish one heartbeat for a worker that cannot include vigil.h"},
 	{"spawn", cmd_spawn,
 	 "--type T --task-id X [--timeout S] [--tokens N] [--cwd DIR] [--id ID] [--wait] [--home DIR] [--shm NAME] -- CMD [ARGS...]",
@@ -825,10 +825,58 @@ static int emit_beat(struct emitter *e, const char *id, unsigned health, unsigne
 	return EXIT_OK;
 }
 
+/*
+ * emit_detach - the clean goodbye of worker id (valid) for e->pid, as
+ * vigil_detach(): its slot (the one beaten last, the one vigild gave it,
+ * or the ACTIVE or ZOMBIE slot holding id and pid) goes to DETACHED, and
+ * vigild reports worker_detached and frees it.  An exit code: EXIT_FAIL
+ * (after a sentence) when no such slot is ours.
+ */
+static int emit_detach(struct emitter *e, const char *id)
+{
+	struct vigil_segment *seg = &e->seg;
+	uint64_t gen = 0;
+	int64_t found = -1;
+	if (e->slot >= 0 && strcmp(e->id, id) == 0) {
+		found = e->slot;
+		gen = e->gen;
+	}
+	e->slot = -1;
+	if (found < 0)
+		found = env_slot(seg, id, &gen);
+	for (uint32_t i = 0; found < 0 && i < seg->slots; i++) {
+		uint64_t o = atomic_load_explicit(&seg->hot[i].owner, memory_order_acquire);
+		uint32_t st = vigil_owner_state(o);
+		if (st != VIGIL_SLOT_ACTIVE && st != VIGIL_SLOT_ZOMBIE)
+			continue;
+		char cid[VIGIL_ID_MAX + 1];
+		if (!vigil_id_copy(cid, seg->cold[i].worker_id) || strcmp(cid, id) != 0 || seg->cold[i].pid != e->pid)
+			continue;
+		if (atomic_load_explicit(&seg->hot[i].owner, memory_order_acquire) != o)
+			continue; /* changed hands while we read it */
+		found = i;
+		gen = vigil_owner_gen(o);
+	}
+	if (found >= 0) {
+		const uint32_t from[2] = {VIGIL_SLOT_ACTIVE, VIGIL_SLOT_ZOMBIE};
+		for (int k = 0; k < 2; k++) {
+			uint64_t expect = vigil_owner_make(from[k], gen);
+			/* release: the last beat is ordered before the goodbye. */
+			if (atomic_compare_exchange_strong_explicit(&seg->hot[found].owner, &expect,
+								    vigil_owner_make(VIGIL_SLOT_DETACHED, gen),
+								    memory_order_release, memory_order_relaxed))
+				return EXIT_OK;
+		}
+	}
+	fprintf(stderr, "vigilctl emit: worker %s (pid %d) is not registered: nothing to detach\n", id, (int)e->pid);
+	return EXIT_FAIL;
+}
+
 #define EMIT_LINE_MAX 512 /* bytes of one --stdin line, newline included */
 
 /* One --stdin line (NUL-terminated, newline removed): "ID HEALTH
- * PROGRESS", fields separated by blanks.  An exit code. */
+ * PROGRESS" (a beat) or "ID detach" (the goodbye), fields separated by
+ * blanks.  An exit code. */
 static int emit_line(struct emitter *e, char *line)
 {
 	char *f[4];
@@ -838,8 +886,17 @@ static int emit_line(struct emitter *e, char *line)
 			break;
 		f[n++] = t;
 	}
+	if (n == 2 && strcmp(f[1], "detach") == 0) {
+		char rb[300];
+		if (!vigil_id_valid(f[0])) {
+			fprintf(stderr, "vigilctl emit: invalid worker id '%s': want [A-Za-z0-9._-]{1,64}, not starting with '.'\n",
+				render_arg(f[0], rb, sizeof rb));
+			return EXIT_USAGE;
+		}
+		return emit_detach(e, f[0]);
+	}
 	if (n != 3) {
-		fprintf(stderr, "vigilctl emit: expected a line 'ID HEALTH PROGRESS', got %d field%s\n", n,
+		fprintf(stderr, "vigilctl emit: expected a line 'ID HEALTH PROGRESS' or 'ID detach', got %d field%s\n", n,
 			n == 1 ? "" : "s");
 		return EXIT_USAGE;
 	}
@@ -929,11 +986,12 @@ static int cmd_emit(int argc, char **argv, struct common *c)
 		{"type", required_argument, NULL, 't'},
 		{"task-id", required_argument, NULL, 'k'},
 		{"stdin", no_argument, NULL, 'i'},
+		{"detach", no_argument, NULL, 'd'},
 		COMMON_OPTIONS,
 	};
 	const struct cmd *self = find_cmd("emit");
 	const char *pid_s = NULL, *type = NULL, *task = NULL;
-	bool from_stdin = false;
+	bool from_stdin = false, detach = false;
 	char rb[300];
 	int opt;
 	optind = 0;
@@ -944,6 +1002,7 @@ static int cmd_emit(int argc, char **argv, struct common *c)
 		case 't': type = optarg; break;
 		case 'k': task = optarg; break;
 		case 'i': from_stdin = true; break;
+		case 'd': detach = true; break;
 		case 'H': c->home_arg = optarg; break;
 		case 'S': c->shm_arg = optarg; break;
 		case 'h':
@@ -960,7 +1019,11 @@ static int cmd_emit(int argc, char **argv, struct common *c)
 			       "--stdin: no ID HEALTH PROGRESS operands; reads one 'ID HEALTH PROGRESS'\n"
 			       "line per beat and answers each with a line holding its exit code (0, 1\n"
 			       "or 2), until end of input or until the worker process ends.  This is the\n"
-			       "shell emitter's long-lived coprocess: a beat without a fork.\n");
+			       "shell emitter's long-lived coprocess: a beat without a fork.  A line\n"
+			       "'ID detach' is the goodbye, as --detach.\n"
+			       "\n"
+			       "--detach ID: the clean goodbye of worker ID (pid --pid): vigild reports\n"
+			       "worker_detached, not worker_exited, and frees its slot.\n");
 			return EXIT_OK;
 		default:
 			if (opt == '?' && optopt >= '0' && optopt <= '9') {
@@ -971,9 +1034,15 @@ static int cmd_emit(int argc, char **argv, struct common *c)
 			return bad_option("emit", opt, argv);
 		}
 	}
-	int want = from_stdin ? 0 : 3;
+	int want = from_stdin ? 0 : detach ? 1 : 3;
+	if (from_stdin && detach) {
+		fprintf(stderr, "vigilctl emit: --stdin and --detach exclude each other (a line 'ID detach' detaches)\n");
+		return EXIT_USAGE;
+	}
 	if (argc - optind != want) {
-		if (from_stdin)
+		if (detach)
+			fprintf(stderr, "vigilctl emit: --detach takes one operand, the worker ID, got %d\n", argc - optind);
+		else if (from_stdin)
 			fprintf(stderr, "vigilctl emit: --stdin takes no ID HEALTH PROGRESS operands (they come one line "
 					"per beat)\n");
 		else
@@ -983,7 +1052,12 @@ static int cmd_emit(int argc, char **argv, struct common *c)
 		return EXIT_USAGE;
 	}
 	long health = 0, progress = 0, pidl;
-	if (!from_stdin) {
+	if (detach && !vigil_id_valid(argv[optind])) {
+		fprintf(stderr, "vigilctl emit: invalid worker id '%s': want [A-Za-z0-9._-]{1,64}, not starting with '.'\n",
+			render_arg(argv[optind], rb, sizeof rb));
+		return EXIT_USAGE;
+	}
+	if (!from_stdin && !detach) {
 		int arc = emit_args(argv[optind], argv[optind + 1], argv[optind + 2], &health, &progress);
 		if (arc != EXIT_OK)
 			return arc;
@@ -1031,6 +1105,8 @@ static int cmd_emit(int argc, char **argv, struct common *c)
 	e.slot = -1;
 	if (from_stdin)
 		rc = emit_stdin(&e);
+	else if (detach)
+		rc = emit_detach(&e, argv[optind]);
 	else
 		rc = emit_beat(&e, argv[optind], (unsigned)health, (unsigned)progress);
 	vigil_segment_close(&e.seg);
