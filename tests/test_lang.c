@@ -430,12 +430,15 @@ static void python_errors_and_with(void **state)
 	(void)state;
 	itest_vigild_start(&H);
 	itest_write_file(&H, "errors.py", PY_ERRORS);
-	char script[3 * ITEST_PATH_MAX], path[ITEST_PATH_MAX];
-	snprintf(script, sizeof script, "export VIGIL_LIBRARY='%s' PYTHONPATH='%s'; exec '%s' '%s'", LIBVIGIL_PATH,
-		 PYTHON_MODULE_DIR, PYTHON3_PATH, itest_path(&H, "errors.py", path));
+	char script[4 * ITEST_PATH_MAX], path[ITEST_PATH_MAX], outp[ITEST_PATH_MAX];
+	snprintf(script, sizeof script, "export VIGIL_LIBRARY='%s' PYTHONPATH='%s'; exec '%s' '%s' >'%s' 2>&1",
+		 LIBVIGIL_PATH, PYTHON_MODULE_DIR, PYTHON3_PATH, itest_path(&H, "errors.py", path),
+		 itest_path(&H, "errors.out", outp));
 	pid_t p = itest_bash_start(&H, script);
-	CHECK(itest_wait_text(&H, "bash-0.out", "enotconn ok", 10000), "the Python checks did not all pass");
-	char *out = itest_read_file(&H, "bash-0.out");
+	if (!itest_wait_text(&H, "errors.out", "enotconn ok", 10000))
+		dump_tail("errors.out", "errors.out", 20);
+	CHECK(itest_wait_text(&H, "errors.out", "enotconn ok", 100), "the Python checks did not all pass");
+	char *out = itest_read_file(&H, "errors.out");
 	CHECK(out != NULL && strstr(out, "einval ok") && strstr(out, "eexist ok") && strstr(out, "raised ok"),
 	      "Python output: %s", out != NULL ? out : "");
 	free(out);
