@@ -210,6 +210,14 @@ static void duplicate_id_refused(void **state)
 		CHECK(rc == 0 && line != NULL && strstr(line, "VIGIL OK") != NULL && strstr(line, "workers=1 ") != NULL,
 		      "check (%s racer): exit %d: %s", round == 0 ? "live" : "dead", rc, line != NULL ? line : "");
 		free(line);
+		char *prom = NULL;
+		const char *margs[] = {"metrics", "--prom", NULL};
+		rc = itest_vigilctl(&H, &prom, NULL, margs);
+		CHECK(rc == 0 && prom != NULL && strstr(prom, "vigil_workers{worker_type=\"dup\"} 1\n") != NULL &&
+			      strstr(prom, "vigil_workers{worker_type=\"racer\"} 1") == NULL,
+		      "metrics --prom (%s racer) counts the rejected slot or not the worker: exit %d", round == 0 ? "live" : "dead",
+		      rc);
+		free(prom);
 		if (round == 0) {
 			itest_kill(racer);
 			itest_sleep_ms(300);
