@@ -12,6 +12,17 @@
  *                 a hot line of a real vigil segment: the floor.
  *   vigil_beat    vigil_beat() through emitter/vigil.h on a slot claimed by
  *                 vigil_attach() (self-registration), exactly as a worker.
+ *   cpp_beat      a C++17 program (bench/beat_lang.cpp) beating through
+ *                 vigil.h's C++ face: libvigil's vigil_beat, a call.
+ *   python_beat   a python3 loop calling Worker.beat() of python/vigil.py
+ *                 (ctypes over libvigil's handle form), loop included.
+ *   shell_coproc  a bash loop of emit_heartbeat (sourced shell emitter):
+ *                 one line to its `vigilctl emit --stdin` coprocess and
+ *                 one line back per beat.
+ *   shell_fork    the same loop with VIGIL_EMIT_FORK=1: a fork and exec
+ *                 of `vigilctl emit` per beat (the shell beat before).
+ *                 The four language rows time themselves (their own clock
+ *                 around n beats, start-up and registration excluded).
  *   sd_notify     sd_notify(0, "WATCHDOG=1") through libsystemd to
  *                 $NOTIFY_SOCKET, a datagram socket that a thread drains.
  *   unix_dgram    sendto() of "WATCHDOG=1" on a connected AF_UNIX datagram
@@ -292,6 +303,110 @@ static void finish(struct result *r, uint64_t elapsed_ns[], int reps, uint64_t n
 		  (unsigned long long)n, r->err ? "  ERRORS" : "");
 }
 
+
+/* ---- rows measured by another program ------------------------------------------------ */
+
+/*
+ * Runs argv (argv[0] a path) with env ("K=V", NULL-ended) added to ours,
+ * stdout into a pipe: it prints one number per repetition, the ns per
+ * beat of that repetition.  Up to max values into ns; how many, or -errno
+ * (-ECHILD: the program failed).  Bounded: at most 600 s of reading.
+ */
+static int run_timed(const char *const *argv, const char *const *env, double *ns, int max)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	pid_t pid = fork();
+	if (pid < 0) {
+		int e = -errno;
+		close(p[0]);
+		close(p[1]);
+		return e;
+	}
+	if (pid == 0) {
+		for (int i = 0; env != NULL && env[i] != NULL; i++)
+			putenv((char *)env[i]);
+		dup2(p[1], STDOUT_FILENO);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(p[1]);
+	char buf[8192];
+	size_t len = 0;
+	uint64_t deadline = bench_mono_ns() + 600ull * 1000000000ull;
+	while (len < sizeof buf - 1 && bench_mono_ns() < deadline) {
+		ssize_t r = read(p[0], buf + len, sizeof buf - 1 - len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		len += (size_t)r;
+	}
+	close(p[0]);
+	buf[len] = '\0';
+	int st = 0;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		return -ECHILD;
+	int n = 0;
+	for (char *s = buf, *end; n < max; s = end) {
+		double v = strtod(s, &end);
+		if (end == s)
+			break;
+		ns[n++] = v;
+	}
+	return n;
+}
+
+/* Like finish(), from per-repetition ns per beat measured elsewhere. */
+static void finish_ns(struct result *r, const double *ns, int reps, uint64_t n)
+{
+	uint64_t el[64];
+	for (int i = 0; i < reps && i < 64; i++)
+		el[i] = (uint64_t)(ns[i] * (double)n + 0.5);
+	finish(r, el, reps < 64 ? reps : 64, n);
+}
+
+/* One row measured by argv: n beats per repetition, reps repetitions. */
+static void lang_row(struct result *r, const char *const *argv, const char *const *env, int reps, uint64_t n)
+{
+	double ns[64];
+	int got = run_timed(argv, env, ns, reps);
+	if (got < reps) {
+		r->skipped = true;
+		r->skip_reason = got == -ECHILD ? "the program failed (see its stderr)" : "the program gave too few samples";
+		bench_log("beat: %-14s skipped: %s", r->name, r->skip_reason);
+		return;
+	}
+	finish_ns(r, ns, reps, n);
+}
+
+static const char PY_BEAT[] =
+	"import sys, time, vigil\n"
+	"n, reps = int(sys.argv[1]), int(sys.argv[2])\n"
+	"w = vigil.attach()\n"
+	"beat = w.beat\n"
+	"for i in range(n // 10): beat(100, 50)\n"
+	"for r in range(reps):\n"
+	"    t = time.perf_counter_ns()\n"
+	"    for i in range(n): beat(100, 50)\n"
+	"    print((time.perf_counter_ns() - t) / n, flush=True)\n"
+	"w.detach()\n";
+
+/* $1 beats per repetition, $2 repetitions; registration (and the
+ * coprocess's start) outside the timing. */
+static const char SH_BEAT[] =
+	"source \"$SHIM\" || exit 1\n"
+	"emit_heartbeat \"$WORKER_ID\" 100 0 || exit 1\n"
+	"for ((r = 0; r < $2; r++)); do\n"
+	"    t0=$EPOCHREALTIME\n"
+	"    for ((i = 0; i < $1; i++)); do emit_heartbeat \"$WORKER_ID\" 100 50 || exit 1; done\n"
+	"    t1=$EPOCHREALTIME\n"
+	"    echo $(( (${t1/./} - ${t0/./}) * 1000 / $1 ))\n"
+	"done\n";
+
 json_t *bench_beat(void)
 {
 	const bool q = g_opts.quick;
@@ -322,7 +437,7 @@ json_t *bench_beat(void)
 		return out;
 	}
 
-	struct result res[8];
+	struct result res[12];
 	memset(res, 0, sizeof res);
 	int nres = 0;
 	uint64_t el[64];
@@ -371,6 +486,64 @@ json_t *bench_beat(void)
 					      1);
 			vigil_detach(&v);
 		}
+	}
+	/* The other languages' workers, in the same run. */
+	{
+		struct result *rc_ = &res[nres++];
+		struct result *rp = &res[nres++];
+		struct result *rs = &res[nres++];
+		struct result *rf = &res[nres++];
+		rc_->name = "cpp_beat";
+		rc_->what = "a C++17 worker's vigil_beat (vigil.h's C++ face: a call into libvigil)";
+		rp->name = "python_beat";
+		rp->what = "Worker.beat() of python/vigil.py (ctypes over libvigil), in a Python loop";
+		rs->name = "shell_coproc";
+		rs->what = "emit_heartbeat in a bash loop: a line to its vigilctl emit --stdin coprocess, a line back";
+		rf->name = "shell_fork";
+		rf->what = "emit_heartbeat with VIGIL_EMIT_FORK=1: fork and exec of vigilctl emit per beat";
+		char e_shm[160], e_lib[BENCH_PATH_MAX + 32], e_py[BENCH_PATH_MAX + 32], e_ctl[BENCH_PATH_MAX + 32],
+			e_shim[BENCH_PATH_MAX + 32];
+		snprintf(e_shm, sizeof e_shm, "VIGIL_SHM=%s", shm);
+		snprintf(e_ctl, sizeof e_ctl, "VIGILCTL=%s", g_opts.vigilctl);
+		snprintf(e_shim, sizeof e_shim, "SHIM=%s/emitter/worker-heartbeat-emitter.sh", VIGIL_SOURCE_DIR);
+		char n_s[32], reps_s[16];
+		snprintf(reps_s, sizeof reps_s, "%d", reps);
+#ifdef VIGIL_BENCH_CPP_BEAT
+		snprintf(e_lib, sizeof e_lib, "VIGIL_LIBRARY=%s", VIGIL_BENCH_LIBVIGIL);
+		snprintf(e_py, sizeof e_py, "PYTHONPATH=%s/python", VIGIL_SOURCE_DIR);
+		uint64_t n = q ? 2000000ull : 20000000ull;
+		snprintf(n_s, sizeof n_s, "%llu", (unsigned long long)n);
+		const char *cpp_argv[] = {VIGIL_BENCH_CPP_BEAT, n_s, reps_s, NULL};
+		const char *cpp_env[] = {e_shm, "WORKER_ID=worker-bench-cpp", "WORKER_TYPE=bench", NULL};
+		lang_row(rc_, cpp_argv, cpp_env, reps, n);
+		n = q ? 100000ull : 1000000ull;
+		snprintf(n_s, sizeof n_s, "%llu", (unsigned long long)n);
+		const char *py_argv[] = {VIGIL_BENCH_PYTHON3, "-c", PY_BEAT, n_s, reps_s, NULL};
+		const char *py_env[] = {e_shm, e_lib, e_py, "WORKER_ID=worker-bench-py", "WORKER_TYPE=bench", NULL};
+		if (VIGIL_BENCH_PYTHON3[0] == '\0') {
+			rp->skipped = true;
+			rp->skip_reason = "python3 not found at build time";
+		} else {
+			lang_row(rp, py_argv, py_env, reps, n);
+		}
+#else
+		(void)e_lib;
+		(void)e_py;
+		rc_->skipped = rp->skipped = true;
+		rc_->skip_reason = rp->skip_reason = "built without libvigil";
+#endif
+		n = q ? 500 : 5000;
+		snprintf(n_s, sizeof n_s, "%llu", (unsigned long long)n);
+		const char *sh_argv[] = {"/bin/bash", "-c", SH_BEAT, "shell-beat", n_s, reps_s, NULL};
+		const char *sh_env[] = {e_shm, e_ctl, e_shim, "WORKER_ID=worker-bench-sh", "WORKER_TYPE=bench", NULL};
+		lang_row(rs, sh_argv, sh_env, reps, n);
+		uint64_t nf = q ? 20 : 100;
+		snprintf(n_s, sizeof n_s, "%llu", (unsigned long long)nf);
+		const char *shf_env[] = {e_shm, e_ctl, e_shim, "WORKER_ID=worker-bench-shf", "WORKER_TYPE=bench",
+					 "VIGIL_EMIT_FORK=1", NULL};
+		lang_row(rf, sh_argv, shf_env, reps, nf);
+		if (!rs->skipped && !rf->skipped)
+			rs->extra = json_pack("{s:f}", "times_cheaper_than_shell_fork", rf->median / rs->median);
 	}
 	/* sd_notify */
 	{

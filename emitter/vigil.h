@@ -1,7 +1,17 @@
 /*
  * vigil.h - the worker side of vigil: attach to the supervisor's segment,
  * beat, detach.  Header-only C11, no dependency but libc (link -lrt on
- * glibc < 2.34 for shm_open).
+ * glibc < 2.34 for shm_open); or, for C++ and for other languages'
+ * foreign-function layers, the same code as libvigil (-lvigil, see
+ * emitter/libvigil.c and the README's "Writing a worker" sections).
+ *
+ * Three ways to use this file:
+ *   C, header-only (default): every call below is a static inline function.
+ *   C with -DVIGIL_LINK: the calls are declared here and come from libvigil.
+ *   C++ (C++17 or later): the calls are declared extern "C" and come from
+ *     libvigil; the segment layout is not visible (it uses C11 atomics).
+ * The opaque-handle calls (vigil_open, vigil_handle_beat,
+ * vigil_handle_detach, vigil_close) exist only in libvigil.
  *
  * Why a header: a beat must cost a few nanoseconds, so it is a static
  * inline function that the compiler folds into the worker's loop.  Every
@@ -56,11 +66,14 @@
 #define _POSIX_C_SOURCE 200809L
 #endif
 
-#include <errno.h>
-#include <fcntl.h>
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#ifndef __cplusplus
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,9 +81,17 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#endif
 
-#ifdef __cplusplus
-#error "vigil.h is C11; C++ workers should wrap it in a C translation unit"
+/* How the calls of the API are defined: see the three ways above. */
+#if defined(VIGIL_BUILD_LIB)
+#define VIGIL_API __attribute__((visibility("default")))
+#define VIGIL__DEFINE_API 1
+#elif defined(__cplusplus) || defined(VIGIL_LINK)
+#define VIGIL__DEFINE_API 0
+#else
+#define VIGIL_API static inline
+#define VIGIL__DEFINE_API 1
 #endif
 
 #define VIGIL_ABI_VERSION 1u
@@ -93,6 +114,22 @@ enum vigil_slot_state {
 	VIGIL_SLOT_DETACHED = 3, /* clean goodbye; vigild will free it */
 	VIGIL_SLOT_ZOMBIE = 4,   /* vigild's verdict; beats are ignored */
 };
+
+/* vigil_slot_view.verdict */
+enum vigil_verdict {
+	VIGIL_VERDICT_NONE = 0,
+	VIGIL_VERDICT_OK = 1,
+	VIGIL_VERDICT_MISSED = 2,
+	VIGIL_VERDICT_TIMEOUT = 3,
+	VIGIL_VERDICT_ZOMBIE = 4,
+	VIGIL_VERDICT_EXITED = 5,
+	VIGIL_VERDICT_DETACHED = 6,
+	VIGIL_VERDICT_REJECTED = 7,
+};
+
+/* The segment layout and its encodings use C11 atomics: C only.  C++
+ * workers go through libvigil, which is C. */
+#ifndef __cplusplus
 
 struct vigil_shm_header {
 	uint64_t magic;           /* VIGIL_MAGIC */
@@ -161,18 +198,6 @@ struct vigil_slot_view {
 	uint32_t reserved;
 };
 
-/* vigil_slot_view.verdict */
-enum vigil_verdict {
-	VIGIL_VERDICT_NONE = 0,
-	VIGIL_VERDICT_OK = 1,
-	VIGIL_VERDICT_MISSED = 2,
-	VIGIL_VERDICT_TIMEOUT = 3,
-	VIGIL_VERDICT_ZOMBIE = 4,
-	VIGIL_VERDICT_EXITED = 5,
-	VIGIL_VERDICT_DETACHED = 6,
-	VIGIL_VERDICT_REJECTED = 7,
-};
-
 _Static_assert(sizeof(struct vigil_shm_header) == VIGIL_HEADER_SIZE, "header is one page");
 _Static_assert(offsetof(struct vigil_shm_header, supervisor_pid) == 64, "abi: header");
 _Static_assert(offsetof(struct vigil_shm_header, claim_hint) == 88, "abi: header");
@@ -237,8 +262,31 @@ static inline int vigil_header_check(const struct vigil_shm_header *h, uint64_t 
 	return 0;
 }
 
+
+static inline struct vigil_slot_hot *vigil__hot(struct vigil_shm_header *h, uint32_t slot)
+{
+	return (struct vigil_slot_hot *)((char *)h + h->hot_offset) + slot;
+}
+static inline struct vigil_slot_cold *vigil__cold(struct vigil_shm_header *h, uint32_t slot)
+{
+	return (struct vigil_slot_cold *)((char *)h + h->cold_offset) + slot;
+}
+static inline struct vigil_slot_view *vigil__view(struct vigil_shm_header *h, uint32_t slot)
+{
+	return (struct vigil_slot_view *)((char *)h + h->view_offset) + slot;
+}
+
+#endif /* !__cplusplus: the layout */
+
 /* ---- the worker's handle ---------------------------------------------- */
 
+#ifdef __cplusplus
+struct vigil_slot_hot;
+struct vigil_shm_header;
+#endif
+
+/* The same layout in C and C++ (plain pointers and integers), so that a C++
+ * worker can hold one and pass it to libvigil. */
 struct vigil {
 	struct vigil_slot_hot *hot;   /* this worker's line */
 	struct vigil_shm_header *hdr; /* NULL when not attached */
@@ -248,24 +296,50 @@ struct vigil {
 	uint32_t count; /* beats so far; the worker owns it, no atomics */
 };
 
-/* Messages for the -errno values that vigil_* return. */
-static inline const char *vigil_strerror(int err)
-{
-	switch (-err) {
-	case 0: return "success";
-	case ENOENT: return "no vigil segment (is vigild running for this home? VIGIL_SHM unset?)";
-	case EPROTO: return "the segment was made for another vigil ABI version; rebuild the worker against this vigil.h";
-	case EBADMSG: return "not a valid vigil segment (bad magic, size or layout)";
-	case EPERM: return "the segment belongs to another user";
-	case ENOSPC: return "no free slot in the segment (raise vigild --slots)";
-	case EINVAL: return "invalid argument (ids must match [A-Za-z0-9._-]{1,64}, not starting with '.')";
-	case ESTALE: return "the slot in VIGIL_SLOT/VIGIL_GEN is no longer ours";
-	case EAGAIN: return "slot claim raced with cleanup; try again";
-	case ENOTCONN: return "not attached";
-	case ENXIO: return "WORKER_ID is not set (and no VIGIL_SLOT/VIGIL_GEN from vigild)";
-	default: return strerror(-err);
-	}
+/* libvigil's opaque handle: a struct vigil that foreign-function layers
+ * hold by pointer without knowing its layout. */
+struct vigil_handle;
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if !VIGIL__DEFINE_API || defined(VIGIL_BUILD_LIB)
+/* The API, from libvigil (C++ and -DVIGIL_LINK), or its prototypes while
+ * libvigil itself is built.  Contracts: at the definitions below. */
+const char *vigil_strerror(int err);
+int vigil_beat(struct vigil *v, unsigned health, unsigned progress);
+int vigil_attach_to(struct vigil *v, const char *shm_name, uint32_t slot, uint64_t gen);
+int vigil_attach(struct vigil *v);
+int vigil_detach(struct vigil *v);
+#endif
+
+/*
+ * The opaque-handle form, in libvigil only (emitter/libvigil.c).
+ *
+ * vigil_open: vigil_attach() into a new handle; NULL on failure with the
+ *   -errno in *err (err may be NULL); *err is 0 on success.
+ * vigil_handle_beat: vigil_beat() through the handle; -ENOTCONN for NULL
+ *   or a detached handle.
+ * vigil_handle_detach: vigil_detach() (the clean goodbye); the handle stays
+ *   valid (and detached) until vigil_close.
+ * vigil_close: frees the handle.  A handle still attached is unmapped
+ *   WITHOUT a goodbye: the slot stays the process's, and vigild reports it
+ *   as it would a worker that stopped beating or exited.  NULL is a no-op.
+ * One thread at a time per handle, like struct vigil.
+ */
+struct vigil_handle *vigil_open(int *err);
+int vigil_handle_beat(struct vigil_handle *h, unsigned health, unsigned progress);
+int vigil_handle_detach(struct vigil_handle *h);
+void vigil_close(struct vigil_handle *h);
+
+#ifdef __cplusplus
 }
+#endif
+
+/* ---- the C implementation ---------------------------------------------- */
+
+#ifndef __cplusplus
 
 /* Name rule for worker ids, types and task ids (they become file names). */
 static inline int vigil_id_valid(const char *s)
@@ -281,32 +355,6 @@ static inline int vigil_id_valid(const char *s)
 			return 0;
 	}
 	return 1;
-}
-
-/*
- * vigil_beat - publish one heartbeat.
- *
- * Contract: wait-free, no system call, no lock, no clock read.  One 64-bit
- * store into this worker's own line.  health and progress are clamped to
- * 0..100.  Returns 0, or -ENOTCONN for a handle that is not attached.
- *
- * Memory order: release, so that anything the worker wrote before the beat
- * is visible to a reader that acquires the beat (free on x86-64: a plain
- * mov).  vigild notices the beat by the change of the word, so the count
- * (not a timestamp) is what makes successive beats distinct.
- */
-static inline int vigil_beat(struct vigil *v, unsigned health, unsigned progress)
-{
-	if (v->hot == NULL)
-		return -ENOTCONN;
-	if (health > 100)
-		health = 100;
-	if (progress > 100)
-		progress = 100;
-	v->count++;
-	atomic_store_explicit(&v->hot->beat, vigil_beat_make(v->gen, v->count, health, progress),
-			      memory_order_release);
-	return 0;
 }
 
 /* ---- attach (slow path, once) ---------------------------------------- */
@@ -346,13 +394,32 @@ static inline int vigil__map(struct vigil *v, const char *shm_name, int writable
 	return 0;
 }
 
-static inline struct vigil_slot_hot *vigil__hot(struct vigil_shm_header *h, uint32_t slot)
+/* Reads /proc/<pid>/stat: its state letter (field 3) and start time in
+ * clock ticks since boot (field 22).  0, or -1 when it cannot be read. */
+static inline int vigil__proc_stat(int pid, char *state, uint64_t *start_ticks)
 {
-	return (struct vigil_slot_hot *)((char *)h + h->hot_offset) + slot;
-}
-static inline struct vigil_slot_cold *vigil__cold(struct vigil_shm_header *h, uint32_t slot)
-{
-	return (struct vigil_slot_cold *)((char *)h + h->cold_offset) + slot;
+	char path[64], buf[1024];
+	snprintf(path, sizeof path, "/proc/%d/stat", pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	char *p = strrchr(buf, ')'); /* comm may contain spaces and parens */
+	if (p == NULL || p[1] != ' ' || p[2] == '\0')
+		return -1;
+	*state = p[2];
+	/* after ")" each space starts the next field: the 1st starts field 3,
+	 * the 20th field 22 (starttime).  Stop right after that space. */
+	int field = 2;
+	for (p++; *p != '\0' && field < 22; p++)
+		if (*p == ' ')
+			field++;
+	*start_ticks = strtoull(p, NULL, 10);
+	return 0;
 }
 
 /* Start time of a process in clock ticks since boot (field 22 of
@@ -360,26 +427,78 @@ static inline struct vigil_slot_cold *vigil__cold(struct vigil_shm_header *h, ui
  * recycled before it looked is never mistaken for the worker. */
 static inline uint64_t vigil__pid_start_ticks(int pid)
 {
-	char path[64], buf[1024];
-	snprintf(path, sizeof path, "/proc/%d/stat", pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	char state;
+	uint64_t ticks;
+	return vigil__proc_stat(pid, &state, &ticks) == 0 ? ticks : 0;
+}
+
+/* Whether the process a slot names still runs: pid exists, is not a
+ * zombie (it ended; only its parent has not reaped it yet), and, when the
+ * slot knows its start time, is the same process and not a reuse of its
+ * pid.  Without /proc, kill(pid, 0) decides. */
+static inline int vigil__pid_live(int32_t pid, uint64_t start_ticks)
+{
+	if (pid <= 0)
 		return 0;
-	ssize_t n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	char *p = strrchr(buf, ')'); /* comm may contain spaces and parens */
-	if (p == NULL)
-		return 0;
-	/* after ")" each space starts the next field: the 1st starts field 3,
-	 * the 20th field 22 (starttime).  Stop right after that space. */
-	int field = 2;
-	for (p++; *p != '\0' && field < 22; p++)
-		if (*p == ' ')
-			field++;
-	return strtoull(p, NULL, 10);
+	char state;
+	uint64_t ticks;
+	if (vigil__proc_stat(pid, &state, &ticks) == 0)
+		return state != 'Z' && state != 'X' && (start_ticks == 0 || ticks == start_ticks);
+	return kill(pid, 0) == 0 || errno == EPERM;
+}
+
+/*
+ * vigil__id_live - whether worker id is live in the segment: some slot
+ * holds it (ACTIVE, ZOMBIE, or CLAIMED by vigild for a worker it is
+ * starting), vigild has not rejected that registration, and its process
+ * still runs (vigil__pid_live).  vigild refuses a registration whose id it
+ * already has registered (worker_rejected); this is the same rule seen from
+ * the segment, so that a second worker with a live id is refused at once
+ * (-EEXIST) instead of beating into a slot vigild ignores.  A race between
+ * two registrants is still settled by vigild.
+ *
+ * Reads n slots (the caller bounds n by its mapping).  The identity is read
+ * between two loads of the owner word and ignored if the slot changed hands
+ * meanwhile.  Returns 1 (with the slot and pid, either pointer may be NULL)
+ * or 0.
+ */
+static inline int vigil__id_live(struct vigil_shm_header *h, uint32_t n, const char *id, uint32_t *slot_out,
+				 int32_t *pid_out)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		struct vigil_slot_hot *hot = vigil__hot(h, i);
+		/* acquire: the identity below was published by this store. */
+		uint64_t o = atomic_load_explicit(&hot->owner, memory_order_acquire);
+		uint32_t st = vigil_owner_state(o);
+		const struct vigil_slot_cold *c = vigil__cold(h, i);
+		if (st == VIGIL_SLOT_CLAIMED) {
+			if (!(c->flags & VIGIL_COLD_SPAWNED))
+				continue; /* a registration in progress: vigild settles races */
+		} else if (st != VIGIL_SLOT_ACTIVE && st != VIGIL_SLOT_ZOMBIE) {
+			continue;
+		}
+		if (strncmp(c->worker_id, id, VIGIL_ID_MAX) != 0)
+			continue;
+		struct vigil_slot_view *view = vigil__view(h, i);
+		/* relaxed: a hint from vigild; the owner re-read below bounds it. */
+		if (atomic_load_explicit(&view->verdict, memory_order_relaxed) == VIGIL_VERDICT_REJECTED &&
+		    atomic_load_explicit(&view->generation_low, memory_order_relaxed) == (uint32_t)vigil_owner_gen(o))
+			continue;
+		int32_t pid = c->pid;
+		uint64_t ticks = c->pid_start_ticks;
+		/* acquire: pairs with the next owner's claim; a change means the
+		 * identity we copied may be a mix of two. */
+		if (atomic_load_explicit(&hot->owner, memory_order_acquire) != o)
+			continue;
+		if (!vigil__pid_live(pid, ticks))
+			continue;
+		if (slot_out != NULL)
+			*slot_out = i;
+		if (pid_out != NULL)
+			*pid_out = pid;
+		return 1;
+	}
+	return 0;
 }
 
 static inline void vigil__copy_id(char dst[VIGIL_ID_MAX], const char *src)
@@ -394,13 +513,17 @@ static inline void vigil__copy_id(char dst[VIGIL_ID_MAX], const char *src)
  *
  * For workers that vigild did not start.  pid is the process that the
  * supervisor watches (normally getpid(); the shell emitter passes the
- * calling shell).  Claims with a compare-and-swap on the owner word, so
- * concurrent registrations never get the same slot; the loop is bounded by
- * the slot count.  The identity is written while CLAIMED and published by
- * a release CAS to ACTIVE, so vigild (which acquires the owner word) never
- * reads a half-written identity from a well-behaved worker.
- * Returns 0, -EINVAL (bad id), -ENOSPC (full), -EAGAIN (claim reclaimed as
- * stale before we published, i.e. we stalled for > 5 s: retry).
+ * calling shell).  Refuses an id that is live in the segment
+ * (vigil__id_live: another slot holds it and its process runs) with
+ * -EEXIST.  Claims with a compare-and-swap on the owner word, so
+ * concurrent registrations never get the same slot; the loops are bounded
+ * by the slot count, itself bounded by the mapping.  The identity is
+ * written while CLAIMED and published by a release CAS to ACTIVE, so vigild
+ * (which acquires the owner word) never reads a half-written identity from
+ * a well-behaved worker.
+ * Returns 0, -EINVAL (bad id), -EEXIST (id live), -ENOSPC (full),
+ * -EBADMSG (the header was rewritten since it was mapped), -EAGAIN (claim
+ * reclaimed as stale before we published, i.e. we stalled for > 5 s: retry).
  */
 static inline int vigil_register(struct vigil *v, const char *worker_id, const char *worker_type,
 				 const char *task_id, int pid)
@@ -409,7 +532,15 @@ static inline int vigil_register(struct vigil *v, const char *worker_id, const c
 	    (task_id != NULL && task_id[0] != '\0' && !vigil_id_valid(task_id)) || pid <= 0)
 		return -EINVAL;
 	struct vigil_shm_header *h = v->hdr;
+	/* Any process of the user may rewrite the header: offsets and the
+	 * slot count are trusted only as far as they fit the mapping. */
+	if (vigil_header_check(h, v->map_size) < 0)
+		return -EBADMSG;
 	uint32_t n = h->slot_count;
+	if (n == 0 || vigil_segment_size(n) > v->map_size)
+		return -EBADMSG;
+	if (vigil__id_live(h, n, worker_id, NULL, NULL))
+		return -EEXIST;
 	uint32_t start = atomic_load_explicit(&h->claim_hint, memory_order_relaxed) % n;
 	for (uint32_t i = 0; i < n; i++) {
 		uint32_t slot = (start + i) % n;
@@ -456,6 +587,55 @@ static inline int vigil_register(struct vigil *v, const char *worker_id, const c
 	return -ENOSPC;
 }
 
+#if VIGIL__DEFINE_API
+
+/* Messages for the -errno values that vigil_* return. */
+VIGIL_API const char *vigil_strerror(int err)
+{
+	switch (-err) {
+	case 0: return "success";
+	case ENOENT: return "no vigil segment (is vigild running for this home? VIGIL_SHM unset?)";
+	case EPROTO: return "the segment was made for another vigil ABI version; rebuild the worker against this vigil.h";
+	case EBADMSG: return "not a valid vigil segment (bad magic, size or layout)";
+	case EPERM: return "the segment belongs to another user";
+	case ENOSPC: return "no free slot in the segment (raise vigild --slots)";
+	case EINVAL: return "invalid argument (ids must match [A-Za-z0-9._-]{1,64}, not starting with '.')";
+	case ESTALE: return "the slot in VIGIL_SLOT/VIGIL_GEN is no longer ours";
+	case EAGAIN: return "slot claim raced with cleanup; try again";
+	case ENOTCONN: return "not attached";
+	case ENXIO: return "WORKER_ID is not set (and no VIGIL_SLOT/VIGIL_GEN from vigild)";
+	case EEXIST: return "this WORKER_ID is live in the segment: another running process is registered with it "
+			    "(vigild would reject a second one; stop the other or choose another id)";
+	default: return strerror(-err);
+	}
+}
+
+/*
+ * vigil_beat - publish one heartbeat.
+ *
+ * Contract: wait-free, no system call, no lock, no clock read.  One 64-bit
+ * store into this worker's own line.  health and progress are clamped to
+ * 0..100.  Returns 0, or -ENOTCONN for a handle that is not attached.
+ *
+ * Memory order: release, so that anything the worker wrote before the beat
+ * is visible to a reader that acquires the beat (free on x86-64: a plain
+ * mov).  vigild notices the beat by the change of the word, so the count
+ * (not a timestamp) is what makes successive beats distinct.
+ */
+VIGIL_API int vigil_beat(struct vigil *v, unsigned health, unsigned progress)
+{
+	if (v->hot == NULL)
+		return -ENOTCONN;
+	if (health > 100)
+		health = 100;
+	if (progress > 100)
+		progress = 100;
+	v->count++;
+	atomic_store_explicit(&v->hot->beat, vigil_beat_make(v->gen, v->count, health, progress),
+			      memory_order_release);
+	return 0;
+}
+
 /*
  * vigil_attach_to - map segment shm_name and take over an existing slot.
  *
@@ -464,7 +644,7 @@ static inline int vigil_register(struct vigil *v, const char *worker_id, const c
  * not ACTIVE (or, for a worker vigild is still starting, CLAIMED) with that
  * generation any more.
  */
-static inline int vigil_attach_to(struct vigil *v, const char *shm_name, uint32_t slot, uint64_t gen)
+VIGIL_API int vigil_attach_to(struct vigil *v, const char *shm_name, uint32_t slot, uint64_t gen)
 {
 	memset(v, 0, sizeof *v);
 	int rc = vigil__map(v, shm_name, 1);
@@ -498,9 +678,10 @@ static inline int vigil_attach_to(struct vigil *v, const char *shm_name, uint32_
  * VIGIL_SLOT, VIGIL_GEN); otherwise self-registers in VIGIL_SHM with
  * WORKER_ID, WORKER_TYPE (default "worker") and TASK_ID (optional).
  * Returns 0 or -errno; print with vigil_strerror(): -ENOENT no segment,
- * -ENXIO no WORKER_ID, -EPROTO another ABI, -ENOSPC full, -EINVAL bad id.
+ * -ENXIO no WORKER_ID, -EPROTO another ABI, -ENOSPC full, -EINVAL bad id,
+ * -EEXIST the id is live (another running process holds it).
  */
-static inline int vigil_attach(struct vigil *v)
+VIGIL_API int vigil_attach(struct vigil *v)
 {
 	memset(v, 0, sizeof *v);
 	const char *shm = getenv("VIGIL_SHM");
@@ -540,7 +721,7 @@ static inline int vigil_attach(struct vigil *v)
  * CLAIMED (it finished before vigild published it).  Unmaps in every case.
  * Returns 0, -ESTALE (the slot was no longer ours), -ENOTCONN.
  */
-static inline int vigil_detach(struct vigil *v)
+VIGIL_API int vigil_detach(struct vigil *v)
 {
 	if (v->hot == NULL || v->hdr == NULL)
 		return -ENOTCONN;
@@ -560,5 +741,9 @@ static inline int vigil_detach(struct vigil *v)
 	memset(v, 0, sizeof *v);
 	return rc;
 }
+
+#endif /* VIGIL__DEFINE_API */
+
+#endif /* !__cplusplus: the implementation */
 
 #endif /* VIGIL_H */

@@ -1,16 +1,25 @@
 #!/usr/bin/env bash
-# worker-heartbeat-emitter.sh - heartbeats for shell workers (SPEC §6).
+# worker-heartbeat-emitter.sh - heartbeats for shell workers (README,
+# "Writing a worker in shell").
 #
 # A shell script cannot include vigil.h, so this shim hands each beat to
-# `vigilctl emit`, which registers the worker on its first beat and beats
-# its slot afterwards.  Two ways to use it, as in the runbook:
+# vigilctl, which registers the worker on its first beat and beats its slot
+# afterwards.  Two ways to use it, as in the runbook:
 #
 #   source worker-heartbeat-emitter.sh
 #   emit_heartbeat "$WORKER_ID" "$HEALTH_SCORE" "$PROGRESS"
 #       The worker is the shell that sourced this file ($$; from a subshell
-#       that is still the top-level shell).
+#       that is still the top-level shell).  No fork per beat: the first
+#       call starts one `vigilctl emit --stdin --pid $$` as a coprocess of
+#       the calling shell (a subshell gets its own), and each beat is one
+#       line written to it and one line (the exit code) read back.
+#
+#   emit_detach "$WORKER_ID"
+#       The clean goodbye (vigild reports worker_detached, not
+#       worker_exited), before the shell ends.
 #
 #   worker-heartbeat-emitter.sh WORKER_ID HEALTH PROGRESS
+#   worker-heartbeat-emitter.sh --detach WORKER_ID
 #       The worker is the process that ran the script ($PPID).  The script
 #       execs vigilctl so that vigilctl is that process's direct child,
 #       which is how vigild verifies a self-registered worker.
@@ -19,7 +28,8 @@
 # environment name the worker's type and task; VIGIL_SHM or
 # COMMIT_RELAY_HOME select the segment.  vigilctl is $VIGILCTL, else
 # `vigilctl` on PATH, else the build tree next to this file.  The exit code
-# is vigilctl's: 0 ok, 1 failure, 2 usage.
+# is vigilctl's: 0 ok, 1 failure, 2 usage.  VIGIL_EMIT_FORK=1 (or bash older
+# than 4.3) runs one vigilctl per beat instead of the coprocess.
 
 # Sets the caller's variable _vigil_hb_ctl (declared local there; bash
 # scoping is dynamic) to the vigilctl to run.  Runs no subprocess.
@@ -48,11 +58,89 @@ _vigil_hb_find() {
 	return 1
 }
 
-# emit_heartbeat WORKER_ID HEALTH PROGRESS: one beat for the calling shell.
-emit_heartbeat() {
+# One beat by a vigilctl of its own (the executed form's way, and the
+# fallback): a fork and an exec.
+_vigil_hb_once() {
 	local _vigil_hb_ctl=
 	_vigil_hb_find || return 1
 	"$_vigil_hb_ctl" emit --pid "$$" "$@"
+}
+
+# Closes this shell's coprocess, if it has one: at end of input it exits.
+_vigil_hb_stop() {
+	if [[ "${_vigil_hb_owner:-}" == "$BASHPID" ]]; then
+		[[ -n "${_vigil_hb_in:-}" ]] && exec {_vigil_hb_in}>&-
+		[[ -n "${_vigil_hb_out:-}" ]] && exec {_vigil_hb_out}<&-
+	fi 2>/dev/null
+	_vigil_hb_owner= _vigil_hb_pid= _vigil_hb_in= _vigil_hb_out=
+}
+
+# Starts this shell's coprocess: `vigilctl emit --stdin --pid $$`, a child
+# of this shell (vigild verifies the worker through it, so it must descend
+# from $$).  Its file descriptors are close-on-exec (bash makes them so):
+# the worker's own commands do not inherit them.  Disowned, so that the
+# script's `wait` does not wait for it; it ends with the shell (end of
+# input, or vigilctl sees $$ end).
+_vigil_hb_start() {
+	local _vigil_hb_ctl=
+	_vigil_hb_find || return 1
+	_vigil_hb_stop
+	coproc _vigil_hb { exec "$_vigil_hb_ctl" emit --stdin --pid "$$"; }
+	_vigil_hb_pid=$_vigil_hb_PID
+	_vigil_hb_in=${_vigil_hb[1]}
+	_vigil_hb_out=${_vigil_hb[0]}
+	_vigil_hb_owner=$BASHPID
+	disown "$_vigil_hb_pid" 2>/dev/null
+	return 0
+}
+
+# Whether this shell may use the coprocess (bash >= 4.3, not turned off).
+_vigil_hb_coproc_ok() {
+	[[ -z "${VIGIL_EMIT_FORK:-}" ]] &&
+		((BASH_VERSINFO[0] > 4 || (BASH_VERSINFO[0] == 4 && BASH_VERSINFO[1] >= 3)))
+}
+
+# Sends one line to this shell's coprocess (started if need be) and returns
+# the exit code it answers.  A bounded wait for the answer: registration
+# waits at most 2 s for vigild.  No answer (the coprocess died): a failure,
+# and the next call starts a new coprocess.
+_vigil_hb_ask() {
+	if [[ "${_vigil_hb_owner:-}" != "$BASHPID" ]] || ! kill -0 "$_vigil_hb_pid" 2>/dev/null; then
+		_vigil_hb_start || return 1
+	fi
+	local _vigil_hb_rc=
+	if ! printf '%s\n' "$1" >&"$_vigil_hb_in" ||
+		! read -r -t 30 -u "$_vigil_hb_out" _vigil_hb_rc || [[ "$_vigil_hb_rc" != [0-9] ]]; then
+		printf 'worker-heartbeat-emitter: the emitter coprocess (pid %s) did not answer; restarting it on the next beat\n' \
+			"${_vigil_hb_pid:-?}" >&2
+		_vigil_hb_stop
+		return 1
+	fi
+	return "$_vigil_hb_rc"
+}
+
+# emit_heartbeat WORKER_ID HEALTH PROGRESS: one beat for the calling shell.
+emit_heartbeat() {
+	# Arguments the line protocol cannot carry (blanks, empty, not three)
+	# and old shells go the forking way, so that vigilctl words the error
+	# exactly as before.
+	if (($# != 3)) || [[ -z "$1" || -z "$2" || -z "$3" || "$1$2$3" == *[[:space:]]* ]] || ! _vigil_hb_coproc_ok; then
+		_vigil_hb_once "$@"
+		return
+	fi
+	_vigil_hb_ask "$1 $2 $3"
+}
+
+# emit_detach WORKER_ID: the calling shell's clean goodbye, as vigil_detach
+# in C: vigild reports worker_detached (not worker_exited) and frees the
+# slot.  A later emit_heartbeat registers the worker anew.
+emit_detach() {
+	if (($# != 1)) || [[ -z "$1" || "$1" == *[[:space:]]* ]] || ! _vigil_hb_coproc_ok ||
+		[[ "${_vigil_hb_owner:-}" != "$BASHPID" ]]; then
+		_vigil_hb_once --detach "$@"
+		return
+	fi
+	_vigil_hb_ask "$1 detach"
 }
 
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then

@@ -435,11 +435,13 @@ int vigil_prom_per_type(const struct vigil_segment *seg, int breakers_dirfd, jso
 		uint32_t vgen2 = atomic_load_explicit(&v->generation_low, memory_order_acquire);
 		if (atomic_load_explicit(&hot->owner, memory_order_acquire) != o)
 			continue; /* changed hands while we read it */
+		bool trusted = gen != 0 && vgen == (uint32_t)gen && vgen2 == vgen;
+		if (trusted && verdict == VIGIL_VERDICT_REJECTED)
+			continue; /* a registration vigild refused is not a worker */
 		struct tstat *e = ttab_get(&t, valid ? type : "_invalid");
 		if (e == NULL)
 			continue;
 		e->workers++;
-		bool trusted = gen != 0 && vgen == (uint32_t)gen && vgen2 == vgen;
 		if (st == VIGIL_SLOT_ZOMBIE || (trusted && verdict == VIGIL_VERDICT_ZOMBIE))
 			e->zombies++;
 		if (trusted) {
