@@ -65,34 +65,34 @@ static int load_policies(int home_fd, bool write_missing, struct vigil_heartbeat
 	vigil_policy_restart_defaults(rp);
 	vigil_policy_autofix_defaults(ap);
 	if (cfg < 0 && cfg != -ENOENT) {
-		fprintf(stderr, "vigild: coordination/config: %s\n", strerror(-cfg));
+		vigil_log_say(VIGIL_LOG_ERROR, "coordination/config: %s", strerror(-cfg));
 		return -1;
 	}
 	if (cfg >= 0) {
 		err[0] = warn[0] = '\0';
 		if (vigil_policy_heartbeat_load(cfg, "heartbeat-policy.json", "coordination/config/heartbeat-policy.json",
 						hb, &missing[0], err, sizeof err, warn, sizeof warn) < 0) {
-			fprintf(stderr, "vigild: %s\n", err);
+			vigil_log_say(VIGIL_LOG_ERROR, "%s", err);
 			bad++;
 		} else if (warn[0] != '\0') {
-			fprintf(stderr, "vigild: warning: %s\n", warn);
+			vigil_log_say(VIGIL_LOG_WARN, "%s", warn);
 		}
 		err[0] = warn[0] = '\0';
 		if (vigil_policy_restart_load(cfg, "worker-restart-policy.json",
 					      "coordination/config/worker-restart-policy.json", rp, &missing[1], err,
 					      sizeof err, warn, sizeof warn) < 0) {
-			fprintf(stderr, "vigild: %s\n", err);
+			vigil_log_say(VIGIL_LOG_ERROR, "%s", err);
 			bad++;
 		} else if (warn[0] != '\0') {
-			fprintf(stderr, "vigild: warning: %s\n", warn);
+			vigil_log_say(VIGIL_LOG_WARN, "%s", warn);
 		}
 		err[0] = warn[0] = '\0';
 		if (vigil_policy_autofix_load(cfg, "auto-fix-policy.json", "coordination/config/auto-fix-policy.json", ap,
 					      &missing[2], err, sizeof err, warn, sizeof warn) < 0) {
-			fprintf(stderr, "vigild: %s\n", err);
+			vigil_log_say(VIGIL_LOG_ERROR, "%s", err);
 			bad++;
 		} else if (warn[0] != '\0') {
-			fprintf(stderr, "vigild: warning: %s\n", warn);
+			vigil_log_say(VIGIL_LOG_WARN, "%s", warn);
 		}
 	}
 	if (bad == 0 && write_missing && cfg >= 0) {
@@ -169,6 +169,7 @@ int main(int argc, char **argv)
 	const char *home_arg = NULL, *shm_arg = NULL, *pidfile = NULL;
 	unsigned long slots = DEFAULT_SLOTS;
 	bool check_only = false;
+	(void)vigil_log_stderr_is_journal(); /* decided once, before any thread */
 	static const struct option opts[] = {
 		{"home", required_argument, NULL, 'H'},   {"shm", required_argument, NULL, 's'},
 		{"slots", required_argument, NULL, 'n'},  {"pidfile", required_argument, NULL, 'p'},
@@ -187,7 +188,7 @@ int main(int argc, char **argv)
 			errno = 0;
 			slots = strtoul(optarg, &end, 10);
 			if (errno != 0 || *end != '\0' || slots == 0 || slots > VIGIL_SLOTS_MAX) {
-				fprintf(stderr, "vigild: --slots '%s': expected an integer in [1, %u]\n", optarg,
+				vigil_log_say(VIGIL_LOG_ERROR, "--slots '%s': expected an integer in [1, %u]", optarg,
 					VIGIL_SLOTS_MAX);
 				return 2;
 			}
@@ -199,19 +200,19 @@ int main(int argc, char **argv)
 		}
 	}
 	if (optind != argc) {
-		fprintf(stderr, "vigild: unexpected argument '%s'\n", argv[optind]);
+		vigil_log_say(VIGIL_LOG_ERROR, "unexpected argument '%s'", argv[optind]);
 		usage(stderr);
 		return 2;
 	}
 
 	char home[4096], shm[VIGIL_SHM_NAME_MAX + 1], err[600];
 	if (vigil_home_resolve(home_arg, shm_arg, home, sizeof home, shm, sizeof shm, err, sizeof err) < 0) {
-		fprintf(stderr, "vigild: %s\n", err);
+		vigil_log_say(VIGIL_LOG_ERROR, "%s", err);
 		return 2;
 	}
 	int home_fd = open(home, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (home_fd < 0) {
-		fprintf(stderr, "vigild: home %s: %s\n", home, strerror(errno));
+		vigil_log_say(VIGIL_LOG_ERROR, "home %s: %s", home, strerror(errno));
 		return 2;
 	}
 	struct vigil_heartbeat_policy hb;
@@ -229,13 +230,13 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof TREE / sizeof TREE[0]; i++) {
 		int fd = vigil_fs_open_dir(home_fd, TREE[i], true);
 		if (fd < 0) {
-			fprintf(stderr, "vigild: cannot create %s/%s: %s\n", home, TREE[i], strerror(-fd));
+			vigil_log_say(VIGIL_LOG_ERROR, "cannot create %s/%s: %s", home, TREE[i], strerror(-fd));
 			return 1;
 		}
 		close(fd);
 	}
 	if (vigil_log_open(home_fd) < 0)
-		fprintf(stderr, "vigild: warning: cannot open the logs under %s/agents/logs/system\n", home);
+		vigil_log_say(VIGIL_LOG_WARN, "cannot open the logs under %s/agents/logs/system", home);
 	if (load_policies(home_fd, true, &hb, &rp, &ap) < 0) {
 		vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_ERROR, "bad configuration: not starting (see stderr)");
 		return 2;
@@ -254,7 +255,8 @@ int main(int argc, char **argv)
 
 	struct vigil_segment seg;
 	if (vigil_segment_open(&seg, shm, (uint32_t)slots, 0600, true, true, err, sizeof err) < 0) {
-		fprintf(stderr, "vigild: %s\n", err);
+		if (!vigil_log_stderr_is_journal()) /* the journal gets the log line */
+			vigil_log_say(VIGIL_LOG_ERROR, "%s", err);
 		vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_ERROR, "%s", err);
 		return 1;
 	}
@@ -264,15 +266,15 @@ int main(int argc, char **argv)
 	int lock_fd = vigil_segment_lock(shm, &other);
 	if (lock_fd < 0) {
 		if (lock_fd == -EAGAIN && other > 0)
-			fprintf(stderr, "vigild: another vigild (pid %d) supervises segment %s; not starting a second\n",
-				(int)other, shm);
+			vigil_log_say(VIGIL_LOG_ERROR, "another vigild (pid %d) supervises segment %s; not starting a second",
+				      (int)other, shm);
 		else if (lock_fd == -EAGAIN)
-			fprintf(stderr,
-				"vigild: another vigild (its pid not visible here) supervises segment %s; not starting a "
-				"second\n",
-				shm);
+			vigil_log_say(VIGIL_LOG_ERROR,
+				"another vigild (its pid not visible here) supervises segment %s; not starting a "
+				      "second",
+				      shm);
 		else
-			fprintf(stderr, "vigild: cannot lock segment %s: %s\n", shm, strerror(-lock_fd));
+			vigil_log_say(VIGIL_LOG_ERROR, "cannot lock segment %s: %s", shm, strerror(-lock_fd));
 		vigil_segment_close(&seg);
 		return 1;
 	}
@@ -285,7 +287,7 @@ int main(int argc, char **argv)
 	if (pidfile != NULL) {
 		int rc = write_pidfile(pidfile);
 		if (rc < 0) {
-			fprintf(stderr, "vigild: --pidfile %s: %s\n", pidfile, strerror(-rc));
+			vigil_log_say(VIGIL_LOG_ERROR, "--pidfile %s: %s", pidfile, strerror(-rc));
 			atomic_store_explicit(&seg.hdr->supervisor_pid, 0, memory_order_release);
 			vigil_segment_close(&seg);
 			return 1;
@@ -299,7 +301,7 @@ int main(int argc, char **argv)
 	if (rc == 0)
 		rc = vigil_action_init(&action, home_fd, &seg, &scanner, &hb, &rp, &ap);
 	if (rc < 0) {
-		fprintf(stderr, "vigild: start-up failed: %s\n", strerror(-rc));
+		vigil_log_say(VIGIL_LOG_ERROR, "start-up failed: %s", strerror(-rc));
 		return 1;
 	}
 	vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_INFO,
@@ -323,7 +325,7 @@ int main(int argc, char **argv)
 
 	rc = vigil_scanner_start(&scanner);
 	if (rc < 0) {
-		fprintf(stderr, "vigild: cannot start the scanner: %s\n", strerror(-rc));
+		vigil_log_say(VIGIL_LOG_ERROR, "cannot start the scanner: %s", strerror(-rc));
 		return 1;
 	}
 	uint64_t wd_usec = vigil_sd_init();

@@ -134,6 +134,34 @@ static const char *const overridden[] = {"VIGIL_SHM", "VIGIL_SLOT", "VIGIL_GEN",
 					 "WORKER_TYPE", "TASK_ID", "VIGIL_TOKENS"};
 #define N_OVERRIDDEN (sizeof overridden / sizeof overridden[0])
 
+/* What systemd (or a socket-activating parent) hands to vigild itself and
+ * must never reach a worker: with vigild's NOTIFY_SOCKET a worker running
+ * systemd-notify speaks for vigild's unit ("reception only permitted for
+ * main PID"), WATCHDOG_PID/USEC name vigild's pid, LISTEN_* name fds the
+ * worker does not have, INVOCATION_ID and JOURNAL_STREAM describe vigild's
+ * own invocation and stderr (a worker's stderr is its log file).  Names
+ * ending in '_' are prefixes (LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES...). */
+static const char *const scrubbed[] = {"NOTIFY_SOCKET", "WATCHDOG_PID", "WATCHDOG_USEC", "LISTEN_",
+				       "INVOCATION_ID", "JOURNAL_STREAM", "MAINPID", "MANAGERPID"};
+#define N_SCRUBBED (sizeof scrubbed / sizeof scrubbed[0])
+
+/* Whether vigild's environment entry e stays out of a worker's: ours
+ * (overridden below) or vigild's own systemd context (scrubbed). */
+static bool env_dropped(const char *e)
+{
+	for (size_t j = 0; j < N_OVERRIDDEN; j++) {
+		size_t l = strlen(overridden[j]);
+		if (strncmp(e, overridden[j], l) == 0 && e[l] == '=')
+			return true;
+	}
+	for (size_t j = 0; j < N_SCRUBBED; j++) {
+		size_t l = strlen(scrubbed[j]);
+		if (strncmp(e, scrubbed[j], l) == 0 && (scrubbed[j][l - 1] == '_' || e[l] == '='))
+			return true;
+	}
+	return false;
+}
+
 /* ---- the child: async-signal-safe calls only --------------------------- */
 
 static _Noreturn void child_fail(const struct child_args *a, int stage, int err)
@@ -406,7 +434,8 @@ int vigil_spawn(struct vigil_segment *seg, const char *shm_name, const struct vi
 		return rc;
 	}
 
-	/* envp array: vigild's environ minus our names, plus ours. */
+	/* envp array: vigild's environ minus our names and its systemd context
+	 * (env_dropped), plus ours. */
 	size_t n_env = 0;
 	while (environ != NULL && environ[n_env] != NULL && n_env < ENV_MAX)
 		n_env++;
@@ -422,15 +451,9 @@ int vigil_spawn(struct vigil_segment *seg, const char *shm_name, const struct vi
 		return out->err;
 	}
 	size_t k = 0;
-	for (size_t i = 0; i < n_env; i++) {
-		bool drop = false;
-		for (size_t j = 0; j < N_OVERRIDDEN && !drop; j++) {
-			size_t l = strlen(overridden[j]);
-			drop = strncmp(environ[i], overridden[j], l) == 0 && environ[i][l] == '=';
-		}
-		if (!drop)
+	for (size_t i = 0; i < n_env; i++)
+		if (!env_dropped(environ[i]))
 			envp[k++] = environ[i];
-	}
 
 	/* fds the child uses, all >= 3 and close-on-exec here. */
 	int devnull = -1, logfd = -1, sv[2] = {-1, -1}, pidfd = -1;
