@@ -32,6 +32,8 @@
 #include "scanner.h"
 #include "sdnotify.h"
 #include "segment.h"
+#include "spawn.h"
+#include "trust.h"
 #include "util.h"
 
 #define VIGILD_VERSION "0.1.0"
@@ -137,6 +139,30 @@ static const char *const TREE[] = {
 	"agents/logs/system",
 };
 
+/* The directories whose files vigild acts on (requests, specs, policies)
+ * or that hold them: each must be vigild's own (or root's) and writable by
+ * no one else, or vigild does not start (README.md, "Trust"). */
+static const char *const TRUSTED[] = {
+	"coordination",
+	"coordination/config",
+	"coordination/worker-specs",
+	"coordination/worker-specs/active",
+	"coordination/worker-specs/zombie",
+	"coordination/events",
+	"coordination/patterns",
+	"coordination/restart",
+	"coordination/restart/queue",
+	"coordination/restart/rejected",
+	"coordination/spawn",
+	"coordination/spawn/queue",
+	"coordination/spawn/failed",
+	"coordination/control",
+	"coordination/control/queue",
+	"coordination/control/done",
+	"coordination/circuit-breakers",
+	"coordination/metrics",
+};
+
 static int write_pidfile(const char *path)
 {
 	char buf[32];
@@ -213,6 +239,18 @@ int main(int argc, char **argv)
 	int home_fd = open(home, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (home_fd < 0) {
 		vigil_log_say(VIGIL_LOG_ERROR, "home %s: %s", home, strerror(errno));
+		return 2;
+	}
+	/* Our own files and directories are never group/world writable,
+	 * whatever umask we were started with (a login shell's 002 would make
+	 * the tree we create fail our own trust check next time); workers get
+	 * the umask we were given back. */
+	mode_t given_umask = umask(022);
+	umask(given_umask | 022);
+	vigil_spawn_umask = (int)given_umask;
+	if (vigil_trust_tree(home_fd, home, TRUSTED, sizeof TRUSTED / sizeof TRUSTED[0], err, sizeof err) < 0) {
+		vigil_log_say(VIGIL_LOG_ERROR, "not starting: %s", err);
+		close(home_fd);
 		return 2;
 	}
 	struct vigil_heartbeat_policy hb;

@@ -104,6 +104,7 @@
 #include "verify.h"
 
 int vigil_spawn_fail_fork_at;
+int vigil_spawn_umask = -1;
 
 #define EINTR_RETRIES 1000
 #define ENV_MAX (1u << 20)     /* entries of vigild's environ we copy at most */
@@ -128,6 +129,7 @@ struct child_args {
 	int max_fd;        /* bound of the close fallback */
 	int set_nofile;
 	struct rlimit nofile;
+	int umask; /* >= 0: the worker's umask (vigil_spawn_umask) */
 };
 
 static const char *const overridden[] = {"VIGIL_SHM", "VIGIL_SLOT", "VIGIL_GEN", "WORKER_ID",
@@ -199,6 +201,8 @@ static _Noreturn void child_main(const struct child_args *a)
 		child_fail(a, STAGE_RLIMIT, errno);
 	if (a->cwd != NULL && chdir(a->cwd) < 0)
 		child_fail(a, STAGE_CHDIR, errno);
+	if (a->umask >= 0)
+		umask((mode_t)a->umask); /* async-signal-safe; cannot fail */
 
 	/* Every fd >= 3 goes at execve: marked rather than closed, so that the
 	 * channel (already close-on-exec) stays usable until then. */
@@ -519,6 +523,7 @@ int vigil_spawn(struct vigil_segment *seg, const char *shm_name, const struct vi
 		.out_fd = logfd >= 0 ? logfd : devnull,
 		.chan = sv[1],
 		.parent_end = sv[0],
+		.umask = vigil_spawn_umask,
 	};
 	long open_max = sysconf(_SC_OPEN_MAX);
 	a.max_fd = open_max < 3 ? 1024 : open_max > FD_FALLBACK_MAX ? FD_FALLBACK_MAX : (int)open_max;
