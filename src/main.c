@@ -178,6 +178,51 @@ static int write_pidfile(const char *path)
 	return rc;
 }
 
+/* The runbook checks its daemons with `ps aux | grep heartbeat-monitor-daemon`
+ * (and worker-restart-daemon, auto-fix-daemon, failure-pattern-daemon):
+ * vigild is all four, and says so in its command line, as sshd and
+ * postgres do, by writing over the memory of argv (and of the environment
+ * strings right after it, copied elsewhere first).  /proc/PID/comm (and so
+ * `pgrep vigild`, `ps -C vigild`, the thread names) is unchanged.  Called
+ * once, before any thread, after every use of argv's strings. */
+static void set_title(int argc, char **argv, const char *home)
+{
+	extern char **environ;
+	if (argc < 1 || argv[0] == NULL)
+		return;
+	char *start = argv[0], *end = argv[0] + strlen(argv[0]) + 1;
+	/* The area: argv's strings, then environ's, as long as they are contiguous. */
+	for (int i = 1; i < argc && argv[i] == end; i++)
+		end = argv[i] + strlen(argv[i]) + 1;
+	size_t n_env = 0;
+	while (environ != NULL && environ[n_env] != NULL && n_env < (1u << 20))
+		n_env++;
+	char **env_copy = calloc(n_env + 1, sizeof *env_copy);
+	if (env_copy == NULL)
+		return;
+	for (size_t i = 0; i < n_env; i++) {
+		env_copy[i] = strdup(environ[i]);
+		if (env_copy[i] == NULL) {
+			for (size_t j = 0; j < i; j++)
+				free(env_copy[j]);
+			free(env_copy);
+			return;
+		}
+		if (environ[i] == end)
+			end = environ[i] + strlen(environ[i]) + 1;
+	}
+	/* The copies live as long as the process: environ points at them. */
+	environ = env_copy;
+	char title[4400];
+	snprintf(title, sizeof title,
+		 "vigild: heartbeat-monitor-daemon worker-restart-daemon failure-pattern-daemon auto-fix-daemon "
+		 "(home %s)",
+		 home);
+	size_t room = (size_t)(end - start);
+	memset(start, 0, room);
+	memcpy(start, title, strnlen(title, room - 1));
+}
+
 static void raise_nofile(void)
 {
 	/* One pidfd per verified worker: take the hard limit when allowed.
@@ -322,7 +367,11 @@ int main(int argc, char **argv)
 			  slots);
 	atomic_store_explicit(&seg.hdr->supervisor_pid, (uint64_t)getpid(), memory_order_release);
 	atomic_fetch_add_explicit(&seg.hdr->supervisor_epoch, 1, memory_order_relaxed);
+	char pidfile_buf[4096];
 	if (pidfile != NULL) {
+		/* argv's memory becomes the title below: keep our own copy. */
+		snprintf(pidfile_buf, sizeof pidfile_buf, "%s", pidfile);
+		pidfile = pidfile_buf;
 		int rc = write_pidfile(pidfile);
 		if (rc < 0) {
 			vigil_log_say(VIGIL_LOG_ERROR, "--pidfile %s: %s", pidfile, strerror(-rc));
@@ -332,6 +381,7 @@ int main(int argc, char **argv)
 		}
 	}
 
+	set_title(argc, argv, home);
 	urcu_memb_register_thread();
 	struct vigil_scanner scanner;
 	struct vigil_action action;
