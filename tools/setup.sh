@@ -11,8 +11,14 @@ root="$(cd "$here/.." && pwd)"
 build="${1:-$root/build}"
 shift || true
 
+# What the build and every test need: clang (the libFuzzer targets of
+# fuzz_smoke), valgrind (valgrind_smoke), prometheus (promtool:
+# prometheus_rules, the .prom check), tmux (vigilctl top), systemd
+# (systemd-analyze: the units test), systemd-container and debootstrap (the
+# container test under a real systemd).
 packages=(build-essential cmake pkg-config liburcu-dev libck-dev libjansson-dev
-          libcmocka-dev libsystemd-dev valgrind jq procps psmisc util-linux tmux prometheus)
+          libcmocka-dev libsystemd-dev valgrind jq procps psmisc util-linux tmux prometheus
+          clang systemd systemd-container debootstrap)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
