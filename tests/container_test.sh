@@ -1,0 +1,230 @@
+#!/usr/bin/env bash
+# tests/container_test.sh SOURCE_DIR BUILD_DIR - vigild under a real systemd:
+# a minimal Debian 12 booted with systemd as PID 1 in a container
+# (systemd-nspawn -b), the project installed into it with `cmake --install`,
+# and what an operator meets checked there (README.md "Under systemd"):
+#
+#   1. a fresh install starts: systemctl start vigild (home and pid file made
+#      by systemd);
+#   2. a worker spawned through vigild opens a TCP socket and writes under
+#      /home, and runs in a scope of its own (vigil-*.scope);
+#   3. a worker of the service's user attaches (root's vigild.service, and
+#      vigild@agent.service with a worker run as agent);
+#   4. systemctl restart vigild keeps the spawned worker (same pid), with no
+#      false event and no "left-over process" from systemd;
+#   5. a stalled scanner (VIGIL_DEBUG's stall hook) makes systemd restart
+#      vigild through the watchdog, and the worker is adopted with its pid;
+#   6. systemctl reload with a bad policy fails, and the good policy stays;
+#   7. vigild's own warnings are in journalctl -u vigild with their priority;
+#   8. a spawned worker does not see vigild's NOTIFY_SOCKET.
+#
+# Runs where it can: root, systemd-nspawn and debootstrap installed, the
+# Debian archive reachable for the first run (the base system is cached in
+# $VIGIL_CONTAINER_CACHE, default /var/cache/vigil-container, and copied per
+# run).  Otherwise it prints one "SKIP: <why>" line and exits 77, which ctest
+# counts as skipped.
+set -uo pipefail
+src="$1"
+build="$2"
+cache="${VIGIL_CONTAINER_CACHE:-/var/cache/vigil-container}"
+mirror="${VIGIL_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+
+skip() { echo "SKIP: $*"; exit 77; }
+((EUID == 0)) || skip "not root (systemd-nspawn needs root)"
+command -v systemd-nspawn >/dev/null || skip "systemd-nspawn not installed (apt-get install systemd-container)"
+command -v nsenter >/dev/null || skip "nsenter not installed (util-linux)"
+
+# ---- the base system, once --------------------------------------------------
+if [[ ! -x "$cache/rootfs/lib/systemd/systemd" ]]; then
+    command -v debootstrap >/dev/null || skip "debootstrap not installed and no cached base system in $cache"
+    mkdir -p "$cache"
+    rm -rf "$cache/rootfs.tmp"
+    echo "container: debootstrap bookworm into $cache (once)"
+    if ! debootstrap --variant=minbase \
+        --include=systemd,systemd-sysv,dbus,libjansson4,liburcu8,libck0,procps,iproute2 \
+        bookworm "$cache/rootfs.tmp" "$mirror" >"$cache/debootstrap.log" 2>&1; then
+        tail -5 "$cache/debootstrap.log"
+        rm -rf "$cache/rootfs.tmp"
+        skip "debootstrap failed (package archive $mirror unreachable?); see $cache/debootstrap.log"
+    fi
+    mv "$cache/rootfs.tmp" "$cache/rootfs"
+fi
+
+work="$(mktemp -d /var/tmp/vigil-container-XXXXXX)"
+root="$work/root"
+nspawn_pid=""
+leader=""
+cleanup() {
+    if [[ -n "$leader" ]]; then
+        nsenter -t "$leader" -a -- systemctl poweroff --no-block >/dev/null 2>&1 || true
+        for _ in $(seq 100); do kill -0 "$nspawn_pid" 2>/dev/null || break; sleep 0.1; done
+    fi
+    [[ -n "$nspawn_pid" ]] && kill -KILL "$nspawn_pid" 2>/dev/null
+    [[ -n "$nspawn_pid" ]] && wait "$nspawn_pid" 2>/dev/null
+    rm -rf "$work"
+}
+trap cleanup EXIT
+cp -a --reflink=auto "$cache/rootfs" "$root" || skip "cannot copy the base system"
+
+# ---- the project, installed as an operator would -------------------------------
+DESTDIR="$root" cmake --install "$build" --prefix /usr/local >"$work/install.log" 2>&1 || {
+    cat "$work/install.log"; echo "FAIL: cmake --install"; exit 1; }
+chroot "$root" useradd -m -s /bin/bash agent
+mkdir -p "$root/home/agent/proj"
+chroot "$root" chown agent: /home/agent/proj
+echo vigiltest >"$root/etc/hostname"
+
+# ---- boot ----------------------------------------------------------------------
+systemd-nspawn -D "$root" -b --register=no --keep-unit --machine="vigiltest-$$" --console=passive >"$work/boot.log" 2>&1 &
+nspawn_pid=$!
+for _ in $(seq 300); do
+    leader="$(pgrep -P "$nspawn_pid" -x systemd | head -1)"
+    [[ -z "$leader" ]] && leader="$(ps -o pid= --ppid "$(pgrep -P "$nspawn_pid" | head -1)" 2>/dev/null | head -1 | tr -d ' ')"
+    [[ -n "$leader" ]] && [[ "$(cat /proc/"$leader"/comm 2>/dev/null)" == systemd ]] && break
+    leader=""
+    kill -0 "$nspawn_pid" 2>/dev/null || break
+    sleep 0.1
+done
+if [[ -z "$leader" ]]; then
+    tail -20 "$work/boot.log"
+    skip "systemd-nspawn -b did not boot here (see the lines above)"
+fi
+cin() { nsenter -t "$leader" -a -- "$@"; }
+for _ in $(seq 600); do cin test -S /run/systemd/private 2>/dev/null && break; sleep 0.1; done
+state="$(cin timeout 120 systemctl is-system-running --wait 2>&1)"
+echo "container: booted (pid 1 is host pid $leader): $state"
+case "$state" in running | degraded) ;; *) tail -20 "$work/boot.log"; echo "FAIL: the container did not boot: $state"; exit 1 ;; esac
+
+fail=0
+bad() { echo "FAIL: $*"; fail=1; }
+ok() { echo "ok: $*"; }
+wait_for() { # seconds, command...
+    local n=$(($1 * 10)); shift
+    for _ in $(seq "$n"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+    return 1
+}
+H=/var/lib/vigil
+ctl() { cin /usr/local/bin/vigilctl --home "$H" "$@"; }
+events() { cin cat "$H/coordination/events/heartbeat-events.jsonl"; }
+
+# 1. a fresh install starts
+cin systemctl daemon-reload
+if cin systemctl start vigild && wait_for 10 cin test -f /run/vigild/vigild.pid; then
+    ok "fresh install: systemctl start vigild; home $H, pid file /run/vigild/vigild.pid"
+else
+    cin systemctl status vigild --no-pager | tail -15
+    bad "systemctl start vigild on a fresh install"
+    exit 1
+fi
+pid1="$(cin systemctl show -p MainPID --value vigild)"
+
+# 2. spawned worker: TCP, /home, own scope; 8. no NOTIFY_SOCKET
+id="$(ctl spawn --type net --task-id t1 -- bash -c \
+    'env > /home/agent/proj/env.txt; (exec 3<>/dev/tcp/127.0.0.1/9) 2>/home/agent/proj/tcp.err; touch /home/agent/proj/out.txt; exec /usr/local/bin/vigil-demo-worker --beat-ms 200')"
+if wait_for 10 cin test -f /home/agent/proj/out.txt; then
+    ok "spawned worker $id wrote under /home"
+else
+    bad "spawned worker could not write under /home: $(cin cat "$H/agents/logs/workers/$id.log" 2>&1 | tail -3)"
+fi
+tcp="$(cin cat /home/agent/proj/tcp.err 2>&1)"
+if grep -qi "address family" <<<"$tcp"; then bad "spawned worker cannot open a TCP socket: $tcp"; else ok "spawned worker opened a TCP socket ($(tr '\n' ' ' <<<"${tcp:-connected}"))"; fi
+if cin grep -q '^NOTIFY_SOCKET=' /home/agent/proj/env.txt; then bad "spawned worker has vigild's NOTIFY_SOCKET"; else ok "spawned worker has no NOTIFY_SOCKET"; fi
+wait_for 10 bash -c "nsenter -t $leader -a -- /usr/local/bin/vigilctl --home $H status | grep -q '$id.*active'" || bad "$id not active"
+wpid="$(ctl status | awk -F' [|] ' -v id="$id" '$2 == id {print $5}')"
+scope="$(cin systemctl list-units --plain --no-legend 'vigil-*.scope' | awk '{print $1}' | head -1)"
+if [[ -n "$scope" ]] && cin systemctl show -p ControlGroup --value "$scope" | grep -q vigil.slice; then
+    ok "worker pid $wpid runs in $scope (vigil.slice)"
+    cin systemctl show -p Before --value "$scope" | grep -q vigild.service && ok "$scope is ordered Before=vigild.service (stopped after vigild at shutdown)" ||
+        bad "$scope is not ordered Before=vigild.service"
+else
+    bad "worker is not in a vigil-*.scope: $(cin cat /proc/"$wpid"/cgroup 2>&1 | tail -1)"
+fi
+
+# 3. a worker of the service's user attaches (root here; agent below)
+cin env COMMIT_RELAY_HOME="$H" bash -c 'source /usr/local/share/vigil/worker-heartbeat-emitter.sh; emit_heartbeat worker-root-001 90 10; sleep 2' &&
+    wait_for 5 bash -c "nsenter -t $leader -a -- grep -q '\"worker_registered\",\"worker_id\":\"worker-root-001\"' $H/coordination/events/heartbeat-events.jsonl" &&
+    ok "a root worker attached to vigild.service" || bad "a root worker could not attach to vigild.service"
+if cin systemctl start vigild@agent && wait_for 10 cin test -f /run/vigild-agent/vigild.pid; then
+    if cin runuser -u agent -- env COMMIT_RELAY_HOME=/var/lib/vigil-agent bash -c \
+        'source /usr/local/share/vigil/worker-heartbeat-emitter.sh; emit_heartbeat worker-agent-001 90 10; sleep 2' &&
+        wait_for 5 bash -c "nsenter -t $leader -a -- grep -q 'worker-agent-001' /var/lib/vigil-agent/coordination/events/heartbeat-events.jsonl"; then
+        ok "a worker of user agent attached to vigild@agent.service"
+    else
+        bad "agent's worker could not attach to vigild@agent"
+    fi
+    [[ "$(cin stat -c %U /var/lib/vigil-agent)" == agent ]] || bad "/var/lib/vigil-agent is not agent's"
+    cin systemctl stop vigild@agent
+else
+    cin systemctl status vigild@agent --no-pager | tail -10
+    bad "vigild@agent.service did not start"
+fi
+
+# 4. restart keeps the worker, no false events, no left-over warnings
+before="$(events | wc -l)"
+cin systemctl restart vigild
+wait_for 10 bash -c "[ \"\$(nsenter -t $leader -a -- systemctl show -p MainPID --value vigild)\" != $pid1 ]" || bad "MainPID unchanged after restart"
+pid2="$(cin systemctl show -p MainPID --value vigild)"
+sleep 3
+if cin kill -0 "$wpid" 2>/dev/null && ctl status | grep -q "$id.*$wpid.*active"; then
+    ok "systemctl restart vigild: worker $id kept (pid $wpid), vigild $pid1 -> $pid2"
+else
+    bad "the worker did not survive systemctl restart vigild: $(ctl status)"
+fi
+after="$(events | tail -n +"$((before + 1))")"
+if grep -E "\"event\":\"(worker_exited|heartbeat_timeout|zombie_detected|heartbeat_missed)\",\"worker_id\":\"$id\"" <<<"$after"; then
+    bad "false events for $id across the restart"
+else
+    ok "no false event across the restart ($(grep -c worker_adopted <<<"$after") adoptions)"
+fi
+if cin journalctl -u vigild --no-pager | grep -i "left-over process"; then bad "systemd found left-over processes"; else ok "no 'left-over process' in the journal"; fi
+
+# 5. a stalled scanner: the watchdog restarts vigild, the worker is adopted
+cin mkdir -p /etc/systemd/system/vigild.service.d
+printf '[Service]\nEnvironment=VIGIL_DEBUG=1\n' | cin tee /etc/systemd/system/vigild.service.d/debug.conf >/dev/null
+cin systemctl daemon-reload
+cin systemctl restart vigild
+wait_for 10 cin test -f /run/vigild/vigild.pid
+pid3="$(cin systemctl show -p MainPID --value vigild)"
+cin bash -c "printf '{\"action\":\"debug_stall_scanner\",\"seconds\":30}' > $H/coordination/control/.stall.tmp && mv $H/coordination/control/.stall.tmp $H/coordination/control/queue/stall.json"
+if wait_for 40 bash -c "p=\$(nsenter -t $leader -a -- systemctl show -p MainPID --value vigild); [ -n \"\$p\" ] && [ \"\$p\" != 0 ] && [ \"\$p\" != $pid3 ]"; then
+    if cin journalctl -u vigild --no-pager | grep -qi "watchdog timeout"; then
+        ok "a stalled scanner: systemd's watchdog restarted vigild ($pid3 -> $(cin systemctl show -p MainPID --value vigild))"
+    else
+        bad "vigild was restarted, but not by the watchdog"
+    fi
+    sleep 2
+    cin kill -0 "$wpid" 2>/dev/null && ctl status | grep -q "$id.*$wpid" && ok "worker $id adopted again with pid $wpid" || bad "worker lost after the watchdog restart"
+else
+    bad "a stalled scanner did not make systemd restart vigild"
+fi
+cin rm -f /etc/systemd/system/vigild.service.d/debug.conf
+cin systemctl daemon-reload
+
+# 6. reload with a bad policy fails; the policy in force stays
+P="$H/coordination/config/heartbeat-policy.json"
+cin cp "$P" /root/policy.good
+cin bash -c "echo '{\"heartbeat_interval_seconds\": \"often\"}' > $P"
+if cin systemctl reload vigild 2>/dev/null; then bad "systemctl reload succeeded with a bad policy"; else ok "systemctl reload fails with a bad policy"; fi
+cin systemctl is-active -q vigild || bad "vigild is not active after the failed reload"
+cin cp /root/policy.good "$P"
+cin systemctl reload vigild && ok "systemctl reload with the good policy succeeds" || bad "reload with the good policy failed"
+
+# 7. vigild's warnings in the journal, with their priority
+if cin journalctl -u vigild -p warning --no-pager -o cat | grep -q "heartbeat_interval_seconds"; then
+    ok "vigild's warnings are in journalctl -u vigild -p warning"
+else
+    bad "the bad policy's lines are not in journalctl -u vigild -p warning"
+    cin journalctl -u vigild --no-pager | tail -20
+fi
+cin journalctl -u vigild -o cat --no-pager | grep -q "heartbeat-monitor: vigild .* started" && ok "vigild's start line is in the journal" || bad "no start line in the journal"
+
+# stop: the worker stays (in its scope), vigild stops cleanly
+cin systemctl stop vigild
+cin kill -0 "$wpid" 2>/dev/null && ok "systemctl stop vigild: worker $wpid keeps running in its scope" || bad "the worker died with systemctl stop vigild"
+
+if ((fail)); then
+    echo "---- journalctl -u vigild (last 40)"
+    cin journalctl -u vigild --no-pager | tail -40
+    exit 1
+fi
+echo "container: every check passed under systemd $(cin systemctl --version | head -1 | awk '{print $2}')"
