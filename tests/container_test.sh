@@ -41,13 +41,24 @@ if [[ ! -x "$cache/rootfs/lib/systemd/systemd" ]]; then
     rm -rf "$cache/rootfs.tmp"
     echo "container: debootstrap bookworm into $cache (once)"
     if ! debootstrap --variant=minbase \
-        --include=systemd,systemd-sysv,dbus,libjansson4,liburcu8,libck0,procps,iproute2 \
+        --include=systemd,systemd-sysv,dbus,libpam-systemd,libjansson4,liburcu8,libck0,procps,iproute2 \
         bookworm "$cache/rootfs.tmp" "$mirror" >"$cache/debootstrap.log" 2>&1; then
         tail -5 "$cache/debootstrap.log"
         rm -rf "$cache/rootfs.tmp"
         skip "debootstrap failed (package archive $mirror unreachable?); see $cache/debootstrap.log"
     fi
     mv "$cache/rootfs.tmp" "$cache/rootfs"
+fi
+
+# A cache made before the user unit was tested lacks pam_systemd (the
+# user manager needs it).
+if [[ ! -e "$cache/rootfs/lib/x86_64-linux-gnu/security/pam_systemd.so" ]]; then
+    cp /etc/resolv.conf "$cache/rootfs/etc/resolv.conf"
+    if ! chroot "$cache/rootfs" env DEBIAN_FRONTEND=noninteractive bash -c \
+        'apt-get update -qq && apt-get install -y -qq --no-install-recommends libpam-systemd && apt-get clean' \
+        >"$cache/apt.log" 2>&1; then
+        skip "cannot add libpam-systemd to the cached base system (archive unreachable?); see $cache/apt.log"
+    fi
 fi
 
 work="$(mktemp -d /var/tmp/vigil-container-XXXXXX)"
@@ -96,6 +107,9 @@ echo "container: booted (pid 1 is host pid $leader): $state"
 case "$state" in running | degraded) ;; *) tail -20 "$work/boot.log"; echo "FAIL: the container did not boot: $state"; exit 1 ;; esac
 
 fail=0
+# grep that reads all of its input (grep -q would stop early, and under
+# pipefail the writer's SIGPIPE would fail the pipeline).
+has() { grep "$@" >/dev/null; }
 bad() { echo "FAIL: $*"; fail=1; }
 ok() { echo "ok: $*"; }
 wait_for() { # seconds, command...
@@ -132,9 +146,9 @@ if cin grep -q '^NOTIFY_SOCKET=' /home/agent/proj/env.txt; then bad "spawned wor
 wait_for 10 bash -c "nsenter -t $leader -a -- /usr/local/bin/vigilctl --home $H status | grep -q '$id.*active'" || bad "$id not active"
 wpid="$(ctl status | awk -F' [|] ' -v id="$id" '$2 == id {print $5}')"
 scope="$(cin systemctl list-units --plain --no-legend 'vigil-*.scope' | awk '{print $1}' | head -1)"
-if [[ -n "$scope" ]] && cin systemctl show -p ControlGroup --value "$scope" | grep -q vigil.slice; then
+if [[ -n "$scope" ]] && cin systemctl show -p ControlGroup --value "$scope" | has vigil.slice; then
     ok "worker pid $wpid runs in $scope (vigil.slice)"
-    cin systemctl show -p Before --value "$scope" | grep -q vigild.service && ok "$scope is ordered Before=vigild.service (stopped after vigild at shutdown)" ||
+    cin systemctl show -p Before --value "$scope" | has vigild.service && ok "$scope is ordered Before=vigild.service (stopped after vigild at shutdown)" ||
         bad "$scope is not ordered Before=vigild.service"
 else
     bad "worker is not in a vigil-*.scope: $(cin cat /proc/"$wpid"/cgroup 2>&1 | tail -1)"
@@ -165,7 +179,7 @@ cin systemctl restart vigild
 wait_for 10 bash -c "[ \"\$(nsenter -t $leader -a -- systemctl show -p MainPID --value vigild)\" != $pid1 ]" || bad "MainPID unchanged after restart"
 pid2="$(cin systemctl show -p MainPID --value vigild)"
 sleep 3
-if cin kill -0 "$wpid" 2>/dev/null && ctl status | grep -q "$id.*$wpid.*active"; then
+if cin kill -0 "$wpid" 2>/dev/null && ctl status | has "$id.*$wpid.*active"; then
     ok "systemctl restart vigild: worker $id kept (pid $wpid), vigild $pid1 -> $pid2"
 else
     bad "the worker did not survive systemctl restart vigild: $(ctl status)"
@@ -176,7 +190,7 @@ if grep -E "\"event\":\"(worker_exited|heartbeat_timeout|zombie_detected|heartbe
 else
     ok "no false event across the restart ($(grep -c worker_adopted <<<"$after") adoptions)"
 fi
-if cin journalctl -u vigild --no-pager | grep -i "left-over process"; then bad "systemd found left-over processes"; else ok "no 'left-over process' in the journal"; fi
+if cin journalctl -u vigild --no-pager | has -i "left-over process"; then bad "systemd found left-over processes"; else ok "no 'left-over process' in the journal"; fi
 
 # 5. a stalled scanner: the watchdog restarts vigild, the worker is adopted
 cin mkdir -p /etc/systemd/system/vigild.service.d
@@ -187,13 +201,13 @@ wait_for 10 cin test -f /run/vigild/vigild.pid
 pid3="$(cin systemctl show -p MainPID --value vigild)"
 cin bash -c "printf '{\"action\":\"debug_stall_scanner\",\"seconds\":30}' > $H/coordination/control/.stall.tmp && mv $H/coordination/control/.stall.tmp $H/coordination/control/queue/stall.json"
 if wait_for 40 bash -c "p=\$(nsenter -t $leader -a -- systemctl show -p MainPID --value vigild); [ -n \"\$p\" ] && [ \"\$p\" != 0 ] && [ \"\$p\" != $pid3 ]"; then
-    if cin journalctl -u vigild --no-pager | grep -qi "watchdog timeout"; then
+    if cin journalctl -u vigild --no-pager | has -i "watchdog timeout"; then
         ok "a stalled scanner: systemd's watchdog restarted vigild ($pid3 -> $(cin systemctl show -p MainPID --value vigild))"
     else
         bad "vigild was restarted, but not by the watchdog"
     fi
     sleep 2
-    cin kill -0 "$wpid" 2>/dev/null && ctl status | grep -q "$id.*$wpid" && ok "worker $id adopted again with pid $wpid" || bad "worker lost after the watchdog restart"
+    cin kill -0 "$wpid" 2>/dev/null && ctl status | has "$id.*$wpid" && ok "worker $id adopted again with pid $wpid" || bad "worker lost after the watchdog restart"
 else
     bad "a stalled scanner did not make systemd restart vigild"
 fi
@@ -210,17 +224,45 @@ cin cp /root/policy.good "$P"
 cin systemctl reload vigild && ok "systemctl reload with the good policy succeeds" || bad "reload with the good policy failed"
 
 # 7. vigild's warnings in the journal, with their priority
-if cin journalctl -u vigild -p warning --no-pager -o cat | grep -q "heartbeat_interval_seconds"; then
+if cin journalctl -u vigild -p warning --no-pager -o cat | has "heartbeat_interval_seconds"; then
     ok "vigild's warnings are in journalctl -u vigild -p warning"
 else
     bad "the bad policy's lines are not in journalctl -u vigild -p warning"
     cin journalctl -u vigild --no-pager | tail -20
 fi
-cin journalctl -u vigild -o cat --no-pager | grep -q "heartbeat-monitor: vigild .* started" && ok "vigild's start line is in the journal" || bad "no start line in the journal"
+cin journalctl -u vigild -o cat --no-pager | has "heartbeat-monitor: vigild .* started" && ok "vigild's start line is in the journal" || bad "no start line in the journal"
 
 # stop: the worker stays (in its scope), vigild stops cleanly
 cin systemctl stop vigild
 cin kill -0 "$wpid" 2>/dev/null && ok "systemctl stop vigild: worker $wpid keeps running in its scope" || bad "the worker died with systemctl stop vigild"
+
+# 9. the user unit: agent's own manager (lingering), a spawned worker in a
+#    user scope that survives a restart of the user's vigild
+cin loginctl enable-linger agent
+uid="$(cin id -u agent)"
+asagent() { cin runuser -u agent -- env XDG_RUNTIME_DIR=/run/user/"$uid" "$@"; }
+if wait_for 30 cin test -S /run/user/"$uid"/systemd/private && asagent systemctl --user daemon-reload &&
+    asagent systemctl --user start vigild && wait_for 10 cin test -f /run/user/"$uid"/vigild/vigild.pid; then
+    uh="$(asagent systemctl --user show -p Environment --value vigild | tr ' ' '\n' | sed -n 's/^COMMIT_RELAY_HOME=//p')"
+    ok "user unit: systemctl --user start vigild as agent (home $uh)"
+    uid_w="$(asagent /usr/local/bin/vigilctl --home "$uh" spawn --type mine --task-id t9 -- /usr/local/bin/vigil-demo-worker --beat-ms 200)"
+    if wait_for 10 bash -c "nsenter -t $leader -a -- runuser -u agent -- /usr/local/bin/vigilctl --home $uh status | grep -q '$uid_w.*active'"; then
+        upid="$(asagent /usr/local/bin/vigilctl --home "$uh" status | awk -F' [|] ' -v id="$uid_w" '$2 == id {print $5}')"
+        cin grep -q 'vigil.slice/vigil-' /proc/"$upid"/cgroup && ok "agent's spawned worker $upid runs in a user scope" ||
+            bad "agent's spawned worker is not in a user scope: $(cin cat /proc/"$upid"/cgroup | tail -1)"
+        asagent systemctl --user restart vigild
+        sleep 2
+        asagent /usr/local/bin/vigilctl --home "$uh" status | has "$uid_w.*$upid.*active" &&
+            ok "systemctl --user restart vigild kept agent's worker $upid" || bad "agent's worker lost across a user restart"
+    else
+        bad "agent's spawned worker did not start: $(asagent /usr/local/bin/vigilctl --home "$uh" status 2>&1)"
+        cin journalctl --no-pager -n 20 _UID="$uid"
+    fi
+    asagent systemctl --user stop vigild
+else
+    bad "the user unit did not start for agent"
+    cin journalctl --no-pager -n 30
+fi
 
 if ((fail)); then
     echo "---- journalctl -u vigild (last 40)"
