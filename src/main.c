@@ -185,6 +185,7 @@ static int write_pidfile(const char *path)
  * strings right after it, copied elsewhere first).  /proc/PID/comm (and so
  * `pgrep vigild`, `ps -C vigild`, the thread names) is unchanged.  Called
  * once, before any thread, after every use of argv's strings. */
+static char **title_env;
 static void set_title(int argc, char **argv, const char *home)
 {
 	extern char **environ;
@@ -211,7 +212,9 @@ static void set_title(int argc, char **argv, const char *home)
 		if (environ[i] == end)
 			end = environ[i] + strlen(environ[i]) + 1;
 	}
-	/* The copies live as long as the process: environ points at them. */
+	/* The copies live as long as the process: environ points at them
+	 * (and title_env, so that leak checkers see them reachable). */
+	title_env = env_copy;
 	environ = env_copy;
 	char title[4400];
 	snprintf(title, sizeof title,
