@@ -416,7 +416,8 @@ static const char *stage_name(int stage)
  * unit of its own, vigil-<worker_id>-<n>.scope in vigil.slice:
  *
  *   systemd-run --scope [--user] --quiet --collect --slice=vigil.slice
- *               --unit=vigil-<id>-<n> -p Before=vigild.service -- CMD...
+ *               --unit=vigil-<id>-<n> -p Before=vigild.service
+ *               -p "After=local-fs.target remote-fs.target network.target" -- CMD...
  *
  * systemd-run --scope registers its own pid as the scope and then execs
  * CMD: the pid, its start time and its environment are the ones vigild put
@@ -424,7 +425,9 @@ static const char *stage_name(int stage)
  * is not killed when vigild's unit stops or restarts (vigild adopts it), and
  * systemd stops it in order at shutdown (scopes conflict with
  * shutdown.target; Before=vigild.service makes systemd stop vigild first,
- * so vigild does not see the shutdown as a failure to heal).  README.md,
+ * so vigild does not see the shutdown as a failure to heal, and the After=
+ * makes it stop the worker before the network goes and file systems are
+ * unmounted).  README.md,
  * "Stop, restart and shutdown".  Returns the argv to run (wrapped in
  * *storage, which the caller frees) or req_argv as it is. */
 static char *const *scope_argv(const char *const *req_argv, const char *resolved, const char *wid, char ***storage,
@@ -453,6 +456,7 @@ static char *const *scope_argv(const char *const *req_argv, const char *resolved
 	w[k++] = (char *)"--slice=vigil.slice";
 	w[k++] = unit;
 	w[k++] = (char *)"--property=Before=vigild.service";
+	w[k++] = (char *)"--property=After=local-fs.target remote-fs.target network.target";
 	w[k++] = (char *)"--";
 	/* argv[0] as resolved by our PATH search (a name with a '/' stays as
 	 * given: systemd-run resolves it in the same cwd). */

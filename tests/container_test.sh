@@ -106,6 +106,7 @@ state="$(cin timeout 120 systemctl is-system-running --wait 2>&1)"
 echo "container: booted (pid 1 is host pid $leader): $state"
 case "$state" in running | degraded) ;; *) tail -20 "$work/boot.log"; echo "FAIL: the container did not boot: $state"; exit 1 ;; esac
 
+sdver="$(cin systemctl --version | head -1 | awk '{print $2}')"
 fail=0
 # grep that reads all of its input (grep -q would stop early, and under
 # pipefail the writer's SIGPIPE would fail the pipeline).
@@ -150,6 +151,8 @@ if [[ -n "$scope" ]] && cin systemctl show -p ControlGroup --value "$scope" | ha
     ok "worker pid $wpid runs in $scope (vigil.slice)"
     cin systemctl show -p Before --value "$scope" | has vigild.service && ok "$scope is ordered Before=vigild.service (stopped after vigild at shutdown)" ||
         bad "$scope is not ordered Before=vigild.service"
+    cin systemctl show -p After --value "$scope" | has local-fs.target && ok "$scope is ordered After=local-fs.target (stopped before unmounting)" ||
+        bad "$scope is not ordered After=local-fs.target"
 else
     bad "worker is not in a vigil-*.scope: $(cin cat /proc/"$wpid"/cgroup 2>&1 | tail -1)"
 fi
@@ -264,9 +267,44 @@ else
     cin journalctl --no-pager -n 30
 fi
 
+# 10. shutdown: vigild stops first, then the worker's scope (SIGTERM), in
+#     order; read from the container's persistent journal after poweroff
+cin mkdir -p /var/log/journal
+cin journalctl --flush >/dev/null 2>&1
+cin systemctl start vigild
+wait_for 10 cin test -f /run/vigild/vigild.pid
+cin systemctl poweroff --no-block
+for _ in $(seq 600); do kill -0 "$nspawn_pid" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$nspawn_pid" 2>/dev/null; then
+    bad "the container did not power off within 60 s"
+else
+    leader=""
+    wait "$nspawn_pid" 2>/dev/null
+    nspawn_pid=""
+    jl="$(journalctl -D "$root/var/log/journal" --no-pager -o cat -b 0 2>/dev/null)"
+    stop_vigild="$(grep -n 'Stopped vigild.service' <<<"$jl" | tail -1 | cut -d: -f1)"
+    stop_scope="$(grep -nE 'Stopped vigil-worker-net-001-.*\.scope|vigil-worker-net-001-.*\.scope: Deactivated' <<<"$jl" | tail -1 | cut -d: -f1)"
+    stop_scope="${stop_scope:-$(grep -nE 'Stopping vigil-worker-net-001-.*\.scope' <<<"$jl" | tail -1 | cut -d: -f1)}"
+    umount="$(grep -nE 'Unmounting|Stopped target local-fs.target|Reached target umount.target' <<<"$jl" | head -1 | cut -d: -f1)"
+    if [[ -n "$stop_vigild" && -n "$stop_scope" ]] && ((stop_vigild < stop_scope)); then
+        ok "shutdown: vigild stopped (journal line $stop_vigild) before the worker's scope (line $stop_scope)"
+    else
+        bad "shutdown order: vigild stopped at line ${stop_vigild:-?}, the worker's scope at ${stop_scope:-?}"
+        grep -nE 'vigild|vigil-worker|Unmounting|local-fs' <<<"$jl" | tail -20
+    fi
+    if [[ -n "$umount" && -n "$stop_scope" ]] && ((stop_scope < umount)); then
+        ok "shutdown: the worker's scope stopped (line $stop_scope) before unmounting (line $umount)"
+    elif [[ -z "$umount" ]]; then
+        echo "note: no unmount line in the container's journal to order against"
+    else
+        bad "shutdown: the worker's scope stopped at line $stop_scope, after unmounting began at line $umount"
+    fi
+fi
+
 if ((fail)); then
+    [[ -z "$leader" ]] && exit 1
     echo "---- journalctl -u vigild (last 40)"
     cin journalctl -u vigild --no-pager | tail -40
     exit 1
 fi
-echo "container: every check passed under systemd $(cin systemctl --version | head -1 | awk '{print $2}')"
+echo "container: every check passed under systemd $sdver"
