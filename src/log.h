@@ -12,6 +12,8 @@
 #ifndef VIGIL_LOG_H
 #define VIGIL_LOG_H
 
+#include <stdbool.h>
+
 enum vigil_log_component {
 	VIGIL_LOG_HEARTBEAT = 0,
 	VIGIL_LOG_PATTERN = 1,
@@ -28,6 +30,14 @@ int vigil_log_open(int home_fd);
 void vigil_log_close(void);
 /* Also copy lines to stderr (vigild in the foreground). */
 void vigil_log_set_stderr(int on);
+/* Whether stderr is systemd's journal stream ($JOURNAL_STREAM names
+ * stderr's device and inode); decided once.  Then every vigil_log line is
+ * also written to stderr as "<N>component: message" (sd-daemon(3)
+ * priorities), the component files unchanged. */
+bool vigil_log_stderr_is_journal(void);
+/* One "vigild: ..." line to stderr, with the "<N>" priority prefix when
+ * stderr is the journal: main's start-up diagnostics. */
+__attribute__((format(printf, 2, 3))) void vigil_log_say(enum vigil_log_level l, const char *fmt, ...);
 
 __attribute__((format(printf, 3, 4))) void vigil_log(enum vigil_log_component c, enum vigil_log_level l,
 						       const char *fmt, ...);

@@ -32,6 +32,8 @@
 #include "scanner.h"
 #include "sdnotify.h"
 #include "segment.h"
+#include "spawn.h"
+#include "trust.h"
 #include "util.h"
 
 #define VIGILD_VERSION "0.1.0"
@@ -65,34 +67,34 @@ static int load_policies(int home_fd, bool write_missing, struct vigil_heartbeat
 	vigil_policy_restart_defaults(rp);
 	vigil_policy_autofix_defaults(ap);
 	if (cfg < 0 && cfg != -ENOENT) {
-		fprintf(stderr, "vigild: coordination/config: %s\n", strerror(-cfg));
+		vigil_log_say(VIGIL_LOG_ERROR, "coordination/config: %s", strerror(-cfg));
 		return -1;
 	}
 	if (cfg >= 0) {
 		err[0] = warn[0] = '\0';
 		if (vigil_policy_heartbeat_load(cfg, "heartbeat-policy.json", "coordination/config/heartbeat-policy.json",
 						hb, &missing[0], err, sizeof err, warn, sizeof warn) < 0) {
-			fprintf(stderr, "vigild: %s\n", err);
+			vigil_log_say(VIGIL_LOG_ERROR, "%s", err);
 			bad++;
 		} else if (warn[0] != '\0') {
-			fprintf(stderr, "vigild: warning: %s\n", warn);
+			vigil_log_say(VIGIL_LOG_WARN, "%s", warn);
 		}
 		err[0] = warn[0] = '\0';
 		if (vigil_policy_restart_load(cfg, "worker-restart-policy.json",
 					      "coordination/config/worker-restart-policy.json", rp, &missing[1], err,
 					      sizeof err, warn, sizeof warn) < 0) {
-			fprintf(stderr, "vigild: %s\n", err);
+			vigil_log_say(VIGIL_LOG_ERROR, "%s", err);
 			bad++;
 		} else if (warn[0] != '\0') {
-			fprintf(stderr, "vigild: warning: %s\n", warn);
+			vigil_log_say(VIGIL_LOG_WARN, "%s", warn);
 		}
 		err[0] = warn[0] = '\0';
 		if (vigil_policy_autofix_load(cfg, "auto-fix-policy.json", "coordination/config/auto-fix-policy.json", ap,
 					      &missing[2], err, sizeof err, warn, sizeof warn) < 0) {
-			fprintf(stderr, "vigild: %s\n", err);
+			vigil_log_say(VIGIL_LOG_ERROR, "%s", err);
 			bad++;
 		} else if (warn[0] != '\0') {
-			fprintf(stderr, "vigild: warning: %s\n", warn);
+			vigil_log_say(VIGIL_LOG_WARN, "%s", warn);
 		}
 	}
 	if (bad == 0 && write_missing && cfg >= 0) {
@@ -137,6 +139,30 @@ static const char *const TREE[] = {
 	"agents/logs/system",
 };
 
+/* The directories whose files vigild acts on (requests, specs, policies)
+ * or that hold them: each must be vigild's own (or root's) and writable by
+ * no one else, or vigild does not start (README.md, "Trust"). */
+static const char *const TRUSTED[] = {
+	"coordination",
+	"coordination/config",
+	"coordination/worker-specs",
+	"coordination/worker-specs/active",
+	"coordination/worker-specs/zombie",
+	"coordination/events",
+	"coordination/patterns",
+	"coordination/restart",
+	"coordination/restart/queue",
+	"coordination/restart/rejected",
+	"coordination/spawn",
+	"coordination/spawn/queue",
+	"coordination/spawn/failed",
+	"coordination/control",
+	"coordination/control/queue",
+	"coordination/control/done",
+	"coordination/circuit-breakers",
+	"coordination/metrics",
+};
+
 static int write_pidfile(const char *path)
 {
 	char buf[32];
@@ -150,6 +176,54 @@ static int write_pidfile(const char *path)
 	int rc = vigil_fs_replace(dfd, basename(base), buf, (size_t)n);
 	close(dfd);
 	return rc;
+}
+
+/* The runbook checks its daemons with `ps aux | grep heartbeat-monitor-daemon`
+ * (and worker-restart-daemon, auto-fix-daemon, failure-pattern-daemon):
+ * vigild is all four, and says so in its command line, as sshd and
+ * postgres do, by writing over the memory of argv (and of the environment
+ * strings right after it, copied elsewhere first).  /proc/PID/comm (and so
+ * `pgrep vigild`, `ps -C vigild`, the thread names) is unchanged.  Called
+ * once, before any thread, after every use of argv's strings. */
+static char **title_env;
+static void set_title(int argc, char **argv, const char *home)
+{
+	extern char **environ;
+	if (argc < 1 || argv[0] == NULL)
+		return;
+	char *start = argv[0], *end = argv[0] + strlen(argv[0]) + 1;
+	/* The area: argv's strings, then environ's, as long as they are contiguous. */
+	for (int i = 1; i < argc && argv[i] == end; i++)
+		end = argv[i] + strlen(argv[i]) + 1;
+	size_t n_env = 0;
+	while (environ != NULL && environ[n_env] != NULL && n_env < (1u << 20))
+		n_env++;
+	char **env_copy = calloc(n_env + 1, sizeof *env_copy);
+	if (env_copy == NULL)
+		return;
+	for (size_t i = 0; i < n_env; i++) {
+		env_copy[i] = strdup(environ[i]);
+		if (env_copy[i] == NULL) {
+			for (size_t j = 0; j < i; j++)
+				free(env_copy[j]);
+			free(env_copy);
+			return;
+		}
+		if (environ[i] == end)
+			end = environ[i] + strlen(environ[i]) + 1;
+	}
+	/* The copies live as long as the process: environ points at them
+	 * (and title_env, so that leak checkers see them reachable). */
+	title_env = env_copy;
+	environ = env_copy;
+	char title[4400];
+	snprintf(title, sizeof title,
+		 "vigild: heartbeat-monitor-daemon worker-restart-daemon failure-pattern-daemon auto-fix-daemon "
+		 "(home %s)",
+		 home);
+	size_t room = (size_t)(end - start);
+	memset(start, 0, room);
+	memcpy(start, title, strnlen(title, room - 1));
 }
 
 static void raise_nofile(void)
@@ -180,6 +254,7 @@ int main(int argc, char **argv)
 	const char *home_arg = NULL, *shm_arg = NULL, *pidfile = NULL;
 	unsigned long slots = DEFAULT_SLOTS;
 	bool check_only = false;
+	(void)vigil_log_stderr_is_journal(); /* decided once, before any thread */
 	static const struct option opts[] = {
 		{"home", required_argument, NULL, 'H'},   {"shm", required_argument, NULL, 's'},
 		{"slots", required_argument, NULL, 'n'},  {"pidfile", required_argument, NULL, 'p'},
@@ -198,7 +273,7 @@ int main(int argc, char **argv)
 			errno = 0;
 			slots = strtoul(optarg, &end, 10);
 			if (errno != 0 || *end != '\0' || slots == 0 || slots > VIGIL_SLOTS_MAX) {
-				fprintf(stderr, "vigild: --slots '%s': expected an integer in [1, %u]\n", optarg,
+				vigil_log_say(VIGIL_LOG_ERROR, "--slots '%s': expected an integer in [1, %u]", optarg,
 					VIGIL_SLOTS_MAX);
 				return 2;
 			}
@@ -210,19 +285,31 @@ int main(int argc, char **argv)
 		}
 	}
 	if (optind != argc) {
-		fprintf(stderr, "vigild: unexpected argument '%s'\n", argv[optind]);
+		vigil_log_say(VIGIL_LOG_ERROR, "unexpected argument '%s'", argv[optind]);
 		usage(stderr);
 		return 2;
 	}
 
 	char home[4096], shm[VIGIL_SHM_NAME_MAX + 1], err[600];
 	if (vigil_home_resolve(home_arg, shm_arg, home, sizeof home, shm, sizeof shm, err, sizeof err) < 0) {
-		fprintf(stderr, "vigild: %s\n", err);
+		vigil_log_say(VIGIL_LOG_ERROR, "%s", err);
 		return 2;
 	}
 	int home_fd = open(home, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (home_fd < 0) {
-		fprintf(stderr, "vigild: home %s: %s\n", home, strerror(errno));
+		vigil_log_say(VIGIL_LOG_ERROR, "home %s: %s", home, strerror(errno));
+		return 2;
+	}
+	/* Our own files and directories are never group/world writable,
+	 * whatever umask we were started with (a login shell's 002 would make
+	 * the tree we create fail our own trust check next time); workers get
+	 * the umask we were given back. */
+	mode_t given_umask = umask(022);
+	umask(given_umask | 022);
+	vigil_spawn_umask = (int)given_umask;
+	if (vigil_trust_tree(home_fd, home, TRUSTED, sizeof TRUSTED / sizeof TRUSTED[0], err, sizeof err) < 0) {
+		vigil_log_say(VIGIL_LOG_ERROR, "not starting: %s", err);
+		close(home_fd);
 		return 2;
 	}
 	struct vigil_heartbeat_policy hb;
@@ -240,13 +327,13 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof TREE / sizeof TREE[0]; i++) {
 		int fd = vigil_fs_open_dir(home_fd, TREE[i], true);
 		if (fd < 0) {
-			fprintf(stderr, "vigild: cannot create %s/%s: %s\n", home, TREE[i], strerror(-fd));
+			vigil_log_say(VIGIL_LOG_ERROR, "cannot create %s/%s: %s", home, TREE[i], strerror(-fd));
 			return 1;
 		}
 		close(fd);
 	}
 	if (vigil_log_open(home_fd) < 0)
-		fprintf(stderr, "vigild: warning: cannot open the logs under %s/agents/logs/system\n", home);
+		vigil_log_say(VIGIL_LOG_WARN, "cannot open the logs under %s/agents/logs/system", home);
 	if (load_policies(home_fd, true, &hb, &rp, &ap) < 0) {
 		vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_ERROR, "bad configuration: not starting (see stderr)");
 		return 2;
@@ -265,7 +352,8 @@ int main(int argc, char **argv)
 
 	struct vigil_segment seg;
 	if (vigil_segment_open(&seg, shm, (uint32_t)slots, 0600, true, true, err, sizeof err) < 0) {
-		fprintf(stderr, "vigild: %s\n", err);
+		if (!vigil_log_stderr_is_journal()) /* the journal gets the log line */
+			vigil_log_say(VIGIL_LOG_ERROR, "%s", err);
 		vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_ERROR, "%s", err);
 		return 1;
 	}
@@ -275,17 +363,17 @@ int main(int argc, char **argv)
 	int lock_fd = vigil_segment_lock_wait(shm, PREDECESSOR_WAIT_MS, &other, predecessor_wait_note);
 	if (lock_fd < 0) {
 		if (lock_fd == -EAGAIN && other > 0)
-			fprintf(stderr,
-				"vigild: another vigild (pid %d) supervises segment %s and has not stopped within %u s; not "
-				"starting a second\n",
-				(int)other, shm, PREDECESSOR_WAIT_MS / 1000);
+			vigil_log_say(VIGIL_LOG_ERROR,
+				      "another vigild (pid %d) supervises segment %s and has not stopped within %u s; not "
+				      "starting a second",
+				      (int)other, shm, PREDECESSOR_WAIT_MS / 1000);
 		else if (lock_fd == -EAGAIN)
-			fprintf(stderr,
-				"vigild: another vigild (its pid not visible here) supervises segment %s; not starting a "
-				"second\n",
-				shm);
+			vigil_log_say(VIGIL_LOG_ERROR,
+				"another vigild (its pid not visible here) supervises segment %s; not starting a "
+				      "second",
+				      shm);
 		else
-			fprintf(stderr, "vigild: cannot lock segment %s: %s\n", shm, strerror(-lock_fd));
+			vigil_log_say(VIGIL_LOG_ERROR, "cannot lock segment %s: %s", shm, strerror(-lock_fd));
 		vigil_segment_close(&seg);
 		return 1;
 	}
@@ -295,16 +383,21 @@ int main(int argc, char **argv)
 			  slots);
 	atomic_store_explicit(&seg.hdr->supervisor_pid, (uint64_t)getpid(), memory_order_release);
 	atomic_fetch_add_explicit(&seg.hdr->supervisor_epoch, 1, memory_order_relaxed);
+	char pidfile_buf[4096];
 	if (pidfile != NULL) {
+		/* argv's memory becomes the title below: keep our own copy. */
+		snprintf(pidfile_buf, sizeof pidfile_buf, "%s", pidfile);
+		pidfile = pidfile_buf;
 		int rc = write_pidfile(pidfile);
 		if (rc < 0) {
-			fprintf(stderr, "vigild: --pidfile %s: %s\n", pidfile, strerror(-rc));
+			vigil_log_say(VIGIL_LOG_ERROR, "--pidfile %s: %s", pidfile, strerror(-rc));
 			atomic_store_explicit(&seg.hdr->supervisor_pid, 0, memory_order_release);
 			vigil_segment_close(&seg);
 			return 1;
 		}
 	}
 
+	set_title(argc, argv, home);
 	urcu_memb_register_thread();
 	struct vigil_scanner scanner;
 	struct vigil_action action;
@@ -312,7 +405,7 @@ int main(int argc, char **argv)
 	if (rc == 0)
 		rc = vigil_action_init(&action, home_fd, &seg, &scanner, &hb, &rp, &ap);
 	if (rc < 0) {
-		fprintf(stderr, "vigild: start-up failed: %s\n", strerror(-rc));
+		vigil_log_say(VIGIL_LOG_ERROR, "start-up failed: %s", strerror(-rc));
 		return 1;
 	}
 	vigil_log(VIGIL_LOG_HEARTBEAT, VIGIL_LOG_INFO,
@@ -336,7 +429,7 @@ int main(int argc, char **argv)
 
 	rc = vigil_scanner_start(&scanner);
 	if (rc < 0) {
-		fprintf(stderr, "vigild: cannot start the scanner: %s\n", strerror(-rc));
+		vigil_log_say(VIGIL_LOG_ERROR, "cannot start the scanner: %s", strerror(-rc));
 		return 1;
 	}
 	uint64_t wd_usec = vigil_sd_init();

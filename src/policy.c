@@ -23,6 +23,7 @@
  */
 #define _GNU_SOURCE
 #include "policy.h"
+#include "trust.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -708,6 +709,15 @@ static int read_policy_file(int dirfd, const char *name, const char *shown, char
 		       file_type_name(st.st_mode));
 		close(fd);
 		return -EINVAL;
+	}
+	/* A policy names a command (notify_command) vigild runs with its
+	 * own rights: only from a file that no one else could have written. */
+	char twhy[512];
+	e = vigil_trust_file(dirfd, name, fd, twhy, sizeof twhy);
+	if (e < 0) {
+		seterr(err, err_len, "%s: not trusted: %s", shown, twhy);
+		close(fd);
+		return e;
 	}
 	if (st.st_size > VIGIL_POLICY_FILE_MAX_BYTES) {
 		seterr(err, err_len, "%s: is %lld bytes, more than the limit of %d bytes", shown,

@@ -57,8 +57,8 @@
  * Async-signal safety.  vigild has other threads (scanner, call_rcu), so
  * the child may only make async-signal-safe calls: everything it needs
  * (path, argv, envp, fds, fd bound) is computed in the parent.  The only
- * allocation is the envp array, freed before return; the new environment
- * strings live on our stack.
+ * allocations are the envp array (and the argv of a scope wrapper), freed
+ * before return; the new environment strings live on our stack.
  *
  * What "success" means: execve() happened.  The program may still exit a
  * microsecond later (and a child killed from outside in the instant
@@ -104,6 +104,7 @@
 #include "verify.h"
 
 int vigil_spawn_fail_fork_at;
+int vigil_spawn_umask = -1;
 
 #define EINTR_RETRIES 1000
 #define ENV_MAX (1u << 20)     /* entries of vigild's environ we copy at most */
@@ -128,11 +129,41 @@ struct child_args {
 	int max_fd;        /* bound of the close fallback */
 	int set_nofile;
 	struct rlimit nofile;
+	int umask; /* >= 0: the worker's umask (vigil_spawn_umask) */
 };
 
 static const char *const overridden[] = {"VIGIL_SHM", "VIGIL_SLOT", "VIGIL_GEN", "WORKER_ID",
 					 "WORKER_TYPE", "TASK_ID", "VIGIL_TOKENS"};
 #define N_OVERRIDDEN (sizeof overridden / sizeof overridden[0])
+
+/* What systemd (or a socket-activating parent) hands to vigild itself and
+ * must never reach a worker: with vigild's NOTIFY_SOCKET a worker running
+ * systemd-notify speaks for vigild's unit ("reception only permitted for
+ * main PID"), WATCHDOG_PID/USEC name vigild's pid, LISTEN_* name fds the
+ * worker does not have, INVOCATION_ID and JOURNAL_STREAM describe vigild's
+ * own invocation and stderr (a worker's stderr is its log file).  Names
+ * ending in '_' are prefixes (LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES...). */
+static const char *const scrubbed[] = {"NOTIFY_SOCKET", "WATCHDOG_PID", "WATCHDOG_USEC", "LISTEN_",
+				       "INVOCATION_ID", "JOURNAL_STREAM", "MAINPID", "MANAGERPID",
+				       "VIGIL_WORKER_SCOPE"};
+#define N_SCRUBBED (sizeof scrubbed / sizeof scrubbed[0])
+
+/* Whether vigild's environment entry e stays out of a worker's: ours
+ * (overridden below) or vigild's own systemd context (scrubbed). */
+static bool env_dropped(const char *e)
+{
+	for (size_t j = 0; j < N_OVERRIDDEN; j++) {
+		size_t l = strlen(overridden[j]);
+		if (strncmp(e, overridden[j], l) == 0 && e[l] == '=')
+			return true;
+	}
+	for (size_t j = 0; j < N_SCRUBBED; j++) {
+		size_t l = strlen(scrubbed[j]);
+		if (strncmp(e, scrubbed[j], l) == 0 && (scrubbed[j][l - 1] == '_' || e[l] == '='))
+			return true;
+	}
+	return false;
+}
 
 /* ---- the child: async-signal-safe calls only --------------------------- */
 
@@ -171,6 +202,8 @@ static _Noreturn void child_main(const struct child_args *a)
 		child_fail(a, STAGE_RLIMIT, errno);
 	if (a->cwd != NULL && chdir(a->cwd) < 0)
 		child_fail(a, STAGE_CHDIR, errno);
+	if (a->umask >= 0)
+		umask((mode_t)a->umask); /* async-signal-safe; cannot fail */
 
 	/* Every fd >= 3 goes at execve: marked rather than closed, so that the
 	 * channel (already close-on-exec) stays usable until then. */
@@ -376,6 +409,65 @@ static const char *stage_name(int stage)
 	}
 }
 
+/* ---- transient scopes under systemd -------------------------------------- */
+
+/* Under systemd, vigild's unit sets VIGIL_WORKER_SCOPE=system (or user, for
+ * `systemctl --user`) and each spawned worker runs in a transient scope
+ * unit of its own, vigil-<worker_id>-<n>.scope in vigil.slice:
+ *
+ *   systemd-run --scope [--user] --quiet --collect --slice=vigil.slice
+ *               --unit=vigil-<id>-<n> -p Before=vigild.service
+ *               -p "After=local-fs.target remote-fs.target network.target" -- CMD...
+ *
+ * systemd-run --scope registers its own pid as the scope and then execs
+ * CMD: the pid, its start time and its environment are the ones vigild put
+ * in the slot, so nothing else changes.  Out of vigild's cgroup, a worker
+ * is not killed when vigild's unit stops or restarts (vigild adopts it), and
+ * systemd stops it in order at shutdown (scopes conflict with
+ * shutdown.target; Before=vigild.service makes systemd stop vigild first,
+ * so vigild does not see the shutdown as a failure to heal, and the After=
+ * makes it stop the worker before the network goes and file systems are
+ * unmounted).  README.md,
+ * "Stop, restart and shutdown".  Returns the argv to run (wrapped in
+ * *storage, which the caller frees) or req_argv as it is. */
+static char *const *scope_argv(const char *const *req_argv, const char *resolved, const char *wid, char ***storage,
+			       char *unit, size_t unit_len)
+{
+	static atomic_uint seq; /* distinct unit names within one vigild */
+	const char *mode = getenv("VIGIL_WORKER_SCOPE");
+	*storage = NULL;
+	if (mode == NULL || (strcmp(mode, "system") != 0 && strcmp(mode, "user") != 0))
+		return (char *const *)req_argv;
+	size_t n = 0;
+	while (req_argv[n] != NULL && n < ENV_MAX)
+		n++;
+	char **w = calloc(n + 16, sizeof *w);
+	if (w == NULL)
+		return NULL;
+	snprintf(unit, unit_len, "--unit=vigil-%s-%d-%u", wid, (int)getpid(),
+		 atomic_fetch_add_explicit(&seq, 1, memory_order_relaxed)); /* relaxed: only distinctness */
+	size_t k = 0;
+	w[k++] = (char *)"systemd-run";
+	w[k++] = (char *)"--scope";
+	if (strcmp(mode, "user") == 0)
+		w[k++] = (char *)"--user";
+	w[k++] = (char *)"--quiet";
+	w[k++] = (char *)"--collect";
+	w[k++] = (char *)"--slice=vigil.slice";
+	w[k++] = unit;
+	w[k++] = (char *)"--property=Before=vigild.service";
+	w[k++] = (char *)"--property=After=local-fs.target remote-fs.target network.target";
+	w[k++] = (char *)"--";
+	/* argv[0] as resolved by our PATH search (a name with a '/' stays as
+	 * given: systemd-run resolves it in the same cwd). */
+	w[k++] = (char *)(strchr(req_argv[0], '/') != NULL ? req_argv[0] : resolved);
+	for (size_t i = 1; i < n; i++)
+		w[k++] = (char *)req_argv[i];
+	w[k] = NULL;
+	*storage = w;
+	return w;
+}
+
 /* ---- vigil_spawn -------------------------------------------------------- */
 
 int vigil_spawn(struct vigil_segment *seg, const char *shm_name, const struct vigil_spawn_req *req,
@@ -406,31 +498,44 @@ int vigil_spawn(struct vigil_segment *seg, const char *shm_name, const struct vi
 		return rc;
 	}
 
-	/* envp array: vigild's environ minus our names, plus ours. */
+	/* Under systemd: the worker in a scope of its own (scope_argv). */
+	char **wrapped = NULL, unit[VIGIL_ID_MAX + 64];
+	char *const *run_argv = scope_argv(req->argv, path, wid, &wrapped, unit, sizeof unit);
+	char run_path[PATH_MAX];
+	if (run_argv == NULL) {
+		out->err = -ENOMEM;
+		set_msg(out, "spawn %s: out of memory", wid);
+		return out->err;
+	}
+	if (wrapped != NULL && (rc = resolve_program("systemd-run", run_path, sizeof run_path)) < 0) {
+		free(wrapped);
+		out->err = rc;
+		set_msg(out, "exec systemd-run (VIGIL_WORKER_SCOPE is set): %s", strerror(-rc));
+		return rc;
+	}
+
+	/* envp array: vigild's environ minus our names and its systemd context
+	 * (env_dropped), plus ours. */
 	size_t n_env = 0;
 	while (environ != NULL && environ[n_env] != NULL && n_env < ENV_MAX)
 		n_env++;
 	if (n_env == ENV_MAX) {
+		free(wrapped);
 		out->err = -E2BIG;
 		set_msg(out, "spawn %s: environment too large", wid);
 		return out->err;
 	}
 	char **envp = calloc(n_env + N_OVERRIDDEN + 1, sizeof *envp);
 	if (envp == NULL) {
+		free(wrapped);
 		out->err = -ENOMEM;
 		set_msg(out, "spawn %s: out of memory", wid);
 		return out->err;
 	}
 	size_t k = 0;
-	for (size_t i = 0; i < n_env; i++) {
-		bool drop = false;
-		for (size_t j = 0; j < N_OVERRIDDEN && !drop; j++) {
-			size_t l = strlen(overridden[j]);
-			drop = strncmp(environ[i], overridden[j], l) == 0 && environ[i][l] == '=';
-		}
-		if (!drop)
+	for (size_t i = 0; i < n_env; i++)
+		if (!env_dropped(environ[i]))
 			envp[k++] = environ[i];
-	}
 
 	/* fds the child uses, all >= 3 and close-on-exec here. */
 	int devnull = -1, logfd = -1, sv[2] = {-1, -1}, pidfd = -1;
@@ -488,14 +593,15 @@ int vigil_spawn(struct vigil_segment *seg, const char *shm_name, const struct vi
 	}
 
 	struct child_args a = {
-		.path = path,
-		.argv = (char *const *)req->argv,
+		.path = wrapped != NULL ? run_path : path,
+		.argv = run_argv,
 		.envp = envp,
 		.cwd = req->cwd,
 		.in_fd = devnull,
 		.out_fd = logfd >= 0 ? logfd : devnull,
 		.chan = sv[1],
 		.parent_end = sv[0],
+		.umask = vigil_spawn_umask,
 	};
 	long open_max = sysconf(_SC_OPEN_MAX);
 	a.max_fd = open_max < 3 ? 1024 : open_max > FD_FALLBACK_MAX ? FD_FALLBACK_MAX : (int)open_max;
@@ -633,6 +739,7 @@ int vigil_spawn(struct vigil_segment *seg, const char *shm_name, const struct vi
 	}
 	close_fd(&sv[0]);
 	free(envp);
+	free(wrapped);
 	out->pid = (int32_t)pid;
 	out->pidfd = pidfd;
 	out->slot = slot;
@@ -653,6 +760,7 @@ fail:
 	close_fd(&devnull);
 	close_fd(&logfd);
 	free(envp);
+	free(wrapped);
 	out->err = rc;
 	return rc;
 }

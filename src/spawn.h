@@ -79,4 +79,10 @@ int vigil_spawn(struct vigil_segment *seg, const char *shm_name, const struct vi
  * stays at 0 afterwards.  Not thread-safe, like vigil_spawn itself. */
 extern int vigil_spawn_fail_fork_at;
 
+/* The umask a worker starts with, when >= 0 (else the caller's).  vigild
+ * keeps 022 or narrower for its own files (its home must not become group
+ * writable, README.md "Trust") and gives workers back the umask it was
+ * started with.  Set once by main before any spawn. */
+extern int vigil_spawn_umask;
+
 #endif /* VIGIL_SPAWN_H */

@@ -11,8 +11,17 @@ root="$(cd "$here/.." && pwd)"
 build="${1:-$root/build}"
 shift || true
 
+# What the build and the demo need ...
 packages=(build-essential cmake pkg-config liburcu-dev libck-dev libjansson-dev
-          libcmocka-dev libsystemd-dev valgrind jq procps psmisc util-linux tmux prometheus)
+          libcmocka-dev libsystemd-dev jq procps psmisc util-linux)
+# ... and what every test needs (tools/test.sh sets VIGIL_SETUP_TESTS=1):
+# valgrind (valgrind_smoke), prometheus (promtool: prometheus_rules, the
+# .prom check), tmux (vigilctl top), clang (the libFuzzer targets of
+# fuzz_smoke), systemd (systemd-analyze: systemd_units), systemd-container
+# and debootstrap (container_systemd, under a real systemd).
+if [[ -n "${VIGIL_SETUP_TESTS:-}" ]]; then
+    packages+=(valgrind tmux prometheus clang systemd systemd-container debootstrap)
+fi
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -11,6 +11,7 @@ root="$(cd "$here/.." && pwd)"
 cd "$root"
 
 status=0
+export VIGIL_SETUP_TESTS=1 # setup.sh installs what every test needs, not only the build
 run_suite() {
     local name="$1" dir="$2" slack="$3" exclude="$4"
     shift 4
@@ -23,15 +24,17 @@ run_suite() {
     fi
 }
 
-# The fuzzers (built with clang's own sanitizers) and the bench smoke run
-# once, in the plain build; the sanitizer builds run every other test.
+# The fuzzers (built with clang's own sanitizers), the bench smoke, the
+# container test under a real systemd (it boots a whole system) and the
+# one-minute demo run once, in the plain build; the sanitizer builds run
+# every other test.
 run_suite "plain build" "$root/build" 60 ""
 if [[ -z "${VIGIL_TEST_QUICK:-}" ]]; then
     export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1"
     export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
-    run_suite "ASan+UBSan" "$root/build-asan" 250 "fuzz_smoke|bench_smoke" -DVIGIL_ASAN=ON -DCMAKE_BUILD_TYPE=Debug
+    run_suite "ASan+UBSan" "$root/build-asan" 250 "fuzz_smoke|bench_smoke|container_systemd|demo_heals" -DVIGIL_ASAN=ON -DCMAKE_BUILD_TYPE=Debug
     unset ASAN_OPTIONS UBSAN_OPTIONS
     export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$root/tests/tsan.supp"
-    run_suite "TSan" "$root/build-tsan" 250 "fuzz_smoke|bench_smoke" -DVIGIL_TSAN=ON -DCMAKE_BUILD_TYPE=Debug
+    run_suite "TSan" "$root/build-tsan" 250 "fuzz_smoke|bench_smoke|container_systemd|demo_heals" -DVIGIL_TSAN=ON -DCMAKE_BUILD_TYPE=Debug
 fi
 exit $status
