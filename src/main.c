@@ -159,6 +159,7 @@ static const char *const TRUSTED[] = {
 	"coordination/control",
 	"coordination/control/queue",
 	"coordination/control/done",
+	"coordination/lifecycle",
 	"coordination/circuit-breakers",
 	"coordination/metrics",
 };

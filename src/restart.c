@@ -52,6 +52,7 @@
 #include "fixes.h"
 #include "log.h"
 #include "spawn.h"
+#include "trust.h"
 #include "util.h"
 #include "invariant.h"
 #include "verify.h"
@@ -184,6 +185,19 @@ static uint32_t list_requests(int dirfd, char (*names)[128], uint32_t max)
 /* Reads and parses a small JSON object file; NULL with why set. */
 static json_t *read_json_file(int dirfd, const char *name, char *why, size_t why_len)
 {
+	/* Acted on only when vigild's user (or root) wrote it into a directory
+	 * nobody else can write (trust.h): a queue made world-writable after
+	 * start must not let anyone's request run as vigild's user. */
+	int tfd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	if (tfd >= 0) {
+		char twhy[200];
+		int trc = vigil_trust_file(dirfd, name, tfd, twhy, sizeof twhy);
+		close(tfd);
+		if (trc == -EPERM) {
+			snprintf(why, why_len, "not trusted: %s", twhy);
+			return NULL;
+		}
+	}
 	char *buf;
 	size_t len;
 	int rc = vigil_fs_read(dirfd, name, REQUEST_MAX_BYTES, &buf, &len);
@@ -1010,8 +1024,9 @@ static bool should_reject(int qfd, const char *name, const char *why)
 {
 	if (strncmp(why, "cannot read", 11) == 0)
 		return false;
-	if (strncmp(why, "a symbolic link", 15) == 0 || strncmp(why, "not a regular file", 18) == 0)
-		return true;
+	if (strncmp(why, "a symbolic link", 15) == 0 || strncmp(why, "not a regular file", 18) == 0 ||
+	    strncmp(why, "not trusted", 11) == 0)
+		return true; /* nobody is still writing those; never run */
 	return !still_being_written(qfd, name);
 }
 
