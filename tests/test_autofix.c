@@ -1578,10 +1578,12 @@ static void notify_command_gets_event_json(void **state)
 
 /* ---- 13: policy reload --------------------------------------------------------------------- */
 
+/* vigild rereads only the policy file that changed, and logs it in the
+ * component's log: the auto-fix policy's reread is the barrier here. */
 static int reload_lines(void)
 {
-	return count_text(HB_LOG, "heartbeat policy reread (file changed)") +
-	       count_text(HB_LOG, "heartbeat policy reloaded (file changed)");
+	return count_text(AFLOG, "auto-fix policy reread, unchanged (file changed)") +
+	       count_text(AFLOG, "auto-fix policy reloaded (file changed)");
 }
 
 static void policy_reload_next_decision(void **state)
@@ -1622,7 +1624,7 @@ static void policy_reload_next_decision(void **state)
 	int64_t dl = itest_mono_ms() + 3000;
 	while (reload_lines() <= before && itest_mono_ms() < dl)
 		itest_sleep_ms(5);
-	CHECK(reload_lines() > before, "no reload line in heartbeat-monitor-daemon.log within 3 s of the mv");
+	CHECK(reload_lines() > before, "no reload line in auto-fix-daemon.log within 3 s of the mv");
 	/* The very next failure is decided under the new threshold. */
 	CHECK(kill(a, SIGSEGV) == 0, "kill(%d, SIGSEGV): %s", (int)a, strerror(errno));
 	json_t *pa = wait_pattern(aid, "signal_crash", -1, 1, 5000);

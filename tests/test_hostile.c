@@ -2500,7 +2500,7 @@ static void hostile_segments_refused(void **state)
 	SOFT_CHECK((st.st_mode & 0777) == 0600, "vigild's segment has mode %03o, want 600", (unsigned)(st.st_mode & 0777));
 	SOFT_CHECK(st.st_uid == geteuid(), "vigild's segment is owned by uid %u", (unsigned)st.st_uid);
 	char *err = NULL;
-	int rc = itest_vigild_run(&H, NULL, &err, 10000);
+	int rc = itest_vigild_run(&H, NULL, &err, 20000); /* it waits 10 s for the first to stop */
 	SOFT_CHECK(rc == 1 && err != NULL && strstr(err, "another vigild") != NULL,
 		   "a second vigild on the same segment exited %d: %s", rc, err != NULL ? err : "");
 	free(err);

@@ -746,7 +746,7 @@ static void check_config_exit_codes(void **state)
 static int run_vigild_on(const char *shm, char **err)
 {
 	const char *argv[] = {VIGILD_PATH, "--home", H.dir, "--shm", shm, NULL};
-	return itest_run(argv, NULL, NULL, err, 10000);
+	return itest_run(argv, NULL, NULL, err, 20000); /* a refusal comes after vigild's 10 s wait */
 }
 
 static void segment_refused(void **state)
