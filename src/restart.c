@@ -1,6 +1,8 @@
 /*
  * restart.c - spawning, restarts with backoff, circuit breakers, zombie
- * cleanup, the token pool.  See restart.h for the files involved.
+ * cleanup, the token pool.  See restart.h for the files involved.  What a
+ * lineage's state may do is lifecycle.c's table; how a process is ended is
+ * endings.c; how a queue file is read and judged is queuefile.c.
  *
  * A lineage is one worker id over its successive processes.  Its state
  * changes only through lin_step(), that is through the lifecycle table
@@ -50,6 +52,8 @@
 
 #include "action.h"
 #include "fixes.h"
+#include "endings.h"
+#include "queuefile.h"
 #include "log.h"
 #include "spawn.h"
 #include "trust.h"
@@ -58,13 +62,10 @@
 #include "verify.h"
 
 #define VIGIL_LINEAGES_MAX 16384u
-#define REQUEST_MAX_BYTES 65536u
 #define QUEUE_BATCH 256u        /* files taken per directory per poll */
 #define HISTORY_BATCH 10000u    /* history lines read per poll */
 #define HISTORY_FILE "worker-restart-history.jsonl"
-#define ENDING_GIVE_UP_MS 5000u /* after SIGKILL: a process still there is in D state */
 #define ENDING_POLL_MS 10u      /* how often a lingering process being ended is looked at */
-#define ENDING_REAP_POLL_MS 1000u /* and a detached child that runs on */
 
 /* ---- small helpers ------------------------------------------------------------ */
 
@@ -154,131 +155,20 @@ static void lin_step(struct vigil_action *a, struct vigil_lineage *l, uint8_t ev
 	lin_save(a, l);
 }
 
-static bool is_request_name(const char *n)
-{
-	size_t len = strlen(n);
-	return n[0] != '.' && len > 5 && len < 128 && strcmp(n + len - 5, ".json") == 0;
-}
-
-static int cmp_names(const void *x, const void *y)
-{
-	return strcmp((const char *)x, (const char *)y);
-}
-
-/* Lists up to max request files of a directory, sorted (oldest names
- * first for the formats vigil writes).  Returns the count. */
-static uint32_t list_requests(int dirfd, char (*names)[128], uint32_t max)
-{
-	DIR *d = vigil_fs_opendir_at(dirfd);
-	if (d == NULL)
-		return 0;
-	uint32_t n = 0;
-	struct dirent *de;
-	while (n < max && (de = readdir(d)) != NULL)
-		if (is_request_name(de->d_name))
-			memcpy(names[n++], de->d_name, strlen(de->d_name) + 1); /* < 128 bytes: is_request_name */
-	closedir(d);
-	qsort(names, n, 128, cmp_names);
-	return n;
-}
-
-/* Reads and parses a small JSON object file; NULL with why set. */
-static json_t *read_json_file(int dirfd, const char *name, char *why, size_t why_len)
-{
-	/* Acted on only when vigild's user (or root) wrote it into a directory
-	 * nobody else can write (trust.h): a queue made world-writable after
-	 * start must not let anyone's request run as vigild's user. */
-	int tfd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-	if (tfd >= 0) {
-		char twhy[200];
-		int trc = vigil_trust_file(dirfd, name, tfd, twhy, sizeof twhy);
-		close(tfd);
-		if (trc == -EPERM) {
-			snprintf(why, why_len, "not trusted: %s", twhy);
-			return NULL;
-		}
-	}
-	char *buf;
-	size_t len;
-	int rc = vigil_fs_read(dirfd, name, REQUEST_MAX_BYTES, &buf, &len);
-	/* Lasting faults of the file itself are worded apart from "cannot
-	 * read" (a transient failure, retried): see should_reject(). */
-	if (rc == -ELOOP)
-		snprintf(why, why_len, "a symbolic link (never followed)");
-	else if (rc == -EINVAL)
-		snprintf(why, why_len, "not a regular file");
-	else if (rc == -EFBIG)
-		snprintf(why, why_len, "larger than 64 KiB");
-	else if (rc < 0)
-		snprintf(why, why_len, "cannot read: %s", strerror(-rc));
-	if (rc < 0)
-		return NULL;
-	if (memchr(buf, '\0', len) != NULL) {
-		free(buf);
-		snprintf(why, why_len, "contains a NUL byte");
-		return NULL;
-	}
-	json_error_t je;
-	json_t *o = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
-	free(buf);
-	if (o == NULL) {
-		snprintf(why, why_len, "not valid JSON (line %d column %d: %s)", je.line, je.column, je.text);
-		return NULL;
-	}
-	if (!json_is_object(o)) {
-		json_decref(o);
-		snprintf(why, why_len, "not a JSON object");
-		return NULL;
-	}
-	return o;
-}
-
-/* An id field: absent (opt) or a valid name; copies into out. */
-static bool get_id(json_t *o, const char *key, bool required, char out[65], char *why, size_t why_len)
-{
-	json_t *v = json_object_get(o, key);
-	out[0] = '\0';
-	if (v == NULL || json_is_null(v)) {
-		if (required)
-			snprintf(why, why_len, "key '%s' is missing", key);
-		return !required;
-	}
-	if (!json_is_string(v) || (json_string_length(v) > 0 && !vigil_id_valid(json_string_value(v))) ||
-	    (required && json_string_length(v) == 0)) {
-		snprintf(why, why_len, "key '%s' must be a string matching [A-Za-z0-9._-]{1,64}, not starting with '.'",
-			 key);
-		return false;
-	}
-	snprintf(out, 65, "%s", json_string_value(v));
-	return true;
-}
-
-/* A command array: non-empty, strings only, bounded. */
-static bool command_ok(json_t *cmd)
-{
-	if (!json_is_array(cmd) || json_array_size(cmd) == 0 || json_array_size(cmd) > 256)
-		return false;
-	size_t i;
-	json_t *v;
-	json_array_foreach(cmd, i, v) if (!json_is_string(v) || json_string_length(v) > 4096 ||
-					  memchr(json_string_value(v), '\0', json_string_length(v)) != NULL) return false;
-	return true;
-}
-
 /* Reads "command" and "cwd" of a worker spec file in active/ or zombie/. */
 static bool spec_command(struct vigil_action *a, const char *id, char **argv_json, char **cwd, uint64_t *tokens)
 {
 	char name[80], why[200];
 	snprintf(name, sizeof name, "%s.json", id);
-	json_t *o = read_json_file(a->active_fd, name, why, sizeof why);
+	json_t *o = vigil_queue_read(a->active_fd, name, why, sizeof why);
 	if (o == NULL)
-		o = read_json_file(a->zombie_fd, name, why, sizeof why);
+		o = vigil_queue_read(a->zombie_fd, name, why, sizeof why);
 	if (o == NULL)
 		return false;
 	json_t *cmd = json_object_get(o, "command");
 	json_t *dir = json_object_get(o, "cwd");
 	json_t *tb = json_object_get(json_object_get(o, "token_budget"), "allocated");
-	bool ok = command_ok(cmd) && json_is_string(dir) && json_string_value(dir)[0] == '/';
+	bool ok = vigil_queue_command_ok(cmd) && json_is_string(dir) && json_string_value(dir)[0] == '/';
 	if (ok) {
 		*argv_json = json_dumps(cmd, JSON_COMPACT);
 		*cwd = strdup(json_string_value(dir));
@@ -301,9 +191,9 @@ static bool spec_verified(struct vigil_action *a, const char *id, int32_t pid, u
 {
 	char name[80], why[200];
 	snprintf(name, sizeof name, "%s.json", id);
-	json_t *o = read_json_file(a->active_fd, name, why, sizeof why);
+	json_t *o = vigil_queue_read(a->active_fd, name, why, sizeof why);
 	if (o == NULL)
-		o = read_json_file(a->zombie_fd, name, why, sizeof why);
+		o = vigil_queue_read(a->zombie_fd, name, why, sizeof why);
 	json_t *p = json_object_get(o, "pid"), *t = json_object_get(o, "pid_start_ticks");
 	bool yes = o != NULL && json_is_true(json_object_get(o, "verified")) && json_is_integer(p) &&
 		   json_integer_value(p) == pid && json_is_integer(t) && start_ticks != 0 &&
@@ -541,236 +431,6 @@ static void write_auto_request(struct vigil_action *a, struct vigil_lineage *l, 
 			  reason);
 }
 
-/* ---- ending processes ------------------------------------------------------------ */
-
-bool vigil_restart_kill(struct vigil_action *a, struct vigil_worker *w, uint8_t why, uint64_t now_ms)
-{
-	if (!w->verified || w->sig_pidfd < 0)
-		return false;
-	if (w->kill_why != VIGIL_KILL_NONE)
-		return true; /* already being ended; the first reason stands */
-	w->kill_why = why;
-	w->kill_signal = SIGTERM;
-	w->kill_sent_ms = now_ms;
-	w->kill_due_ms = mono_ms() + (uint64_t)llround(policy(a)->kill_grace_seconds * 1000.0); /* monotonic */
-	/* On disk before the signal ("ending": true): the process may detach
-	 * and the scanner free its slot at once, and a vigild killed then must
-	 * still find, from the spec alone, a process it has to finish ending. */
-	vigil_action_spec_now(a, w, now_ms);
-	/* Through the pidfd: if the process is gone, this fails with ESRCH
-	 * and no recycled pid is ever hit. */
-	if (pidfd_send_signal(w->sig_pidfd, SIGTERM, NULL, 0) < 0 && errno == ESRCH) {
-		w->kill_why = VIGIL_KILL_NONE; /* already gone: its exit event is on its way */
-		return true;
-	}
-	pidfd_send_signal(w->sig_pidfd, SIGCONT, NULL, 0); /* a stopped one can act on TERM */
-	vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_INFO, "sent SIGTERM to %s (pid %d); SIGKILL in %.3f s if it is still there",
-		  w->id, w->pid, policy(a)->kill_grace_seconds);
-	return true;
-}
-
-static void kill_escalate(struct vigil_action *a, uint64_t now, uint64_t *next)
-{
-	for (uint32_t i = 0; i < a->reg.slots; i++) {
-		struct vigil_worker *w = a->reg.by_slot[i];
-		if (w == NULL || w->kill_why == VIGIL_KILL_NONE || w->kill_signal == SIGKILL)
-			continue;
-		if (now >= w->kill_due_ms) {
-			if (pidfd_send_signal(w->sig_pidfd, SIGKILL, NULL, 0) == 0)
-				vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_WARN, "sent SIGKILL to %s (pid %d) after the grace",
-					  w->id, w->pid);
-			w->kill_signal = SIGKILL;
-		} else if (w->kill_due_ms < *next) {
-			*next = w->kill_due_ms;
-		}
-	}
-}
-
-/* ---- processes that detached while being ended ------------------------------------ */
-
-static bool pidfd_exited(int pidfd)
-{
-	struct pollfd p = {.fd = pidfd, .events = POLLIN};
-	return poll(&p, 1, 0) > 0; /* POLLIN: the process has exited (pidfd_open(2)) */
-}
-
-/* The kill entry for id (a replacement waits for it), or -1. */
-static int ending_find(const struct vigil_restart *r, const char *id)
-{
-	if (r->nendings == 0)
-		return -1;
-	for (int i = 0; i < VIGIL_ENDINGS_MAX; i++)
-		if (r->endings[i].pidfd >= 0 && r->endings[i].kill && strcmp(r->endings[i].id, id) == 0)
-			return i;
-	return -1;
-}
-
-/* Reaps a child of ours through its pidfd if it has exited (ECHILD for one
- * that is not ours: harmless). */
-static void reap_pidfd(int pidfd)
-{
-	siginfo_t si;
-	memset(&si, 0, sizeof si);
-	(void)waitid((idtype_t)P_PIDFD, (id_t)pidfd, &si, WEXITED | WNOHANG);
-}
-
-static void ending_free(struct vigil_action *a, struct vigil_ending *e)
-{
-	if (e->child)
-		reap_pidfd(e->pidfd);
-	/* Explicitly: the scanner may hold a dup of this pidfd (the same open
-	 * file), and an epoll entry lives as long as any fd of its file does;
-	 * a stale one would report the exit for ever. */
-	if (e->watched)
-		epoll_ctl(a->epfd, EPOLL_CTL_DEL, e->pidfd, NULL);
-	e->watched = false;
-	close(e->pidfd);
-	e->pidfd = -1;
-	a->rs.nendings--;
-	if (a->pidfds_held >= 1)
-		a->pidfds_held--;
-}
-
-static bool ending_add(struct vigil_action *a, int pidfd, int32_t pid, bool kill, bool child, int signal,
-		       uint64_t due_ms, const char *id)
-{
-	struct vigil_restart *r = &a->rs;
-	for (int i = 0; i < VIGIL_ENDINGS_MAX; i++) {
-		struct vigil_ending *e = &r->endings[i];
-		if (e->pidfd >= 0)
-			continue;
-		e->pidfd = pidfd;
-		e->pid = pid;
-		e->kill = kill;
-		e->child = child;
-		e->signal = signal;
-		e->due_ms = due_ms;
-		snprintf(e->id, sizeof e->id, "%s", id);
-		/* Its exit wakes the action thread; should epoll refuse (ENOMEM,
-		 * ENOSPC at max_user_watches), it is polled instead. */
-		struct epoll_event ev = {.events = EPOLLIN, .data.u64 = VIGIL_ACTION_TOK_ENDING};
-		e->watched = a->epfd >= 0 && epoll_ctl(a->epfd, EPOLL_CTL_ADD, pidfd, &ev) == 0;
-		r->nendings++;
-		return true;
-	}
-	return false;
-}
-
-/* The worker said goodbye: its slot goes, its process may not.  Takes
- * w->sig_pidfd over when the process is still there and either vigild was
- * ending it (the grace's SIGKILL still comes, a replacement waits) or it is
- * our child (reaped when it exits). */
-static void ending_take(struct vigil_action *a, struct vigil_worker *w)
-{
-	if (w->sig_pidfd < 0)
-		return;
-	bool child = vigil_proc_ppid(w->pid) == (int32_t)getpid();
-	if (pidfd_exited(w->sig_pidfd)) {
-		if (child)
-			reap_pidfd(w->sig_pidfd);
-		return;
-	}
-	bool kill = w->kill_why != VIGIL_KILL_NONE;
-	if (!kill && !child)
-		return;
-	if (ending_add(a, w->sig_pidfd, w->pid, kill, child, w->kill_signal, w->kill_due_ms, w->id)) {
-		w->sig_pidfd = -1; /* the entry's now */
-		if (kill)
-			vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_INFO,
-				  "%s (pid %d) detached but has not exited: waiting for it (SIGKILL at the end of the grace)",
-				  w->id, w->pid);
-		return;
-	}
-	if (!kill)
-		return; /* full: this child is reaped when vigild exits */
-	/* Full: no grace for this one, rather than one nobody watches. */
-	pidfd_send_signal(w->sig_pidfd, SIGKILL, NULL, 0);
-	vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_WARN,
-		  "%s (pid %d) detached but has not exited, and %u others are being waited for: sent SIGKILL now",
-		  w->id, w->pid, (unsigned)VIGIL_ENDINGS_MAX);
-}
-
-bool vigil_restart_resume_ending(struct vigil_action *a, const char *id, int32_t pid, uint64_t start_ticks)
-{
-	if (pid <= 0 || start_ticks == 0 || ending_find(&a->rs, id) >= 0)
-		return false;
-	int fd = (int)pidfd_open(pid, 0);
-	if (fd < 0)
-		return false; /* gone (or not ours to see): nothing to wait for */
-	/* The spec is a file: trust it only as far as /proc confirms it.  The
-	 * pidfd is open first, so the pid cannot be recycled under the reads;
-	 * the start time says it is the process the spec was written for, the
-	 * owner and environment that it is our worker of that id. */
-	char path[64], e_id[VIGIL_ID_MAX + 16];
-	struct stat st;
-	snprintf(path, sizeof path, "/proc/%d", (int)pid);
-	snprintf(e_id, sizeof e_id, "WORKER_ID=%s", id);
-	bool same = stat(path, &st) == 0 && st.st_uid == geteuid() && vigil_proc_start_ticks(pid) == start_ticks &&
-		    vigil_proc_environ_has(pid, e_id) && !pidfd_exited(fd);
-	uint64_t due = mono_ms() + (uint64_t)llround(policy(a)->kill_grace_seconds * 1000.0);
-	if (!same || !ending_add(a, fd, pid, true, false, SIGTERM, due, id)) {
-		close(fd);
-		return false;
-	}
-	a->pidfds_held++;
-	/* It was sent SIGTERM by the vigild before us; again, and SIGCONT, in
-	 * case that one died before it could. */
-	pidfd_send_signal(fd, SIGTERM, NULL, 0);
-	pidfd_send_signal(fd, SIGCONT, NULL, 0);
-	vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_WARN,
-		  "%s (pid %d) was being ended for a restart when the previous vigild stopped, and has not exited: "
-		  "SIGTERM again, SIGKILL in %.3f s; its replacement waits",
-		  id, (int)pid, policy(a)->kill_grace_seconds);
-	return true;
-}
-
-static void endings_poll(struct vigil_action *a, uint64_t now, uint64_t *next)
-{
-	struct vigil_restart *r = &a->rs;
-	for (int i = 0; i < VIGIL_ENDINGS_MAX && r->nendings > 0; i++) {
-		struct vigil_ending *e = &r->endings[i];
-		if (e->pidfd < 0)
-			continue;
-		if (pidfd_exited(e->pidfd)) {
-			if (e->kill)
-				vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_INFO, "%s (pid %d) has exited after detaching",
-					  e->id, e->pid);
-			ending_free(a, e);
-			continue;
-		}
-		if (e->kill && e->signal != SIGKILL && now >= e->due_ms) {
-			if (pidfd_send_signal(e->pidfd, SIGKILL, NULL, 0) == 0)
-				vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_WARN,
-					  "sent SIGKILL to %s (pid %d) after the grace (it had detached, not exited)",
-					  e->id, e->pid);
-			e->signal = SIGKILL;
-			e->due_ms = now;
-		} else if (e->kill && e->signal == SIGKILL && now >= e->due_ms + ENDING_GIVE_UP_MS) {
-			vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_ERROR,
-				  "%s (pid %d) is still there %u ms after SIGKILL (uninterruptible sleep?): "
-				  "no longer waiting for it",
-				  e->id, e->pid, ENDING_GIVE_UP_MS);
-			ending_free(a, e);
-			continue;
-		}
-		/* Watched: its exit wakes us; what is left is the clock (the
-		 * SIGKILL at the end of the grace, the give-up after it).  Not
-		 * watched: a replacement waits on a kill entry, so look often; a
-		 * child that detached and runs on only needs reaping some time. */
-		uint64_t at;
-		if (!e->watched)
-			at = now + (e->kill ? ENDING_POLL_MS : ENDING_REAP_POLL_MS);
-		else if (e->kill)
-			at = e->signal == SIGKILL ? e->due_ms + ENDING_GIVE_UP_MS : e->due_ms;
-		else
-			continue; /* nothing to do until it exits */
-		if (at <= now)
-			at = now + 1;
-		if (at < *next)
-			*next = at;
-	}
-}
-
 /* ---- cleanup ----------------------------------------------------------------------- */
 
 static void cleanup_event(struct vigil_action *a, const char *id, const char *type, int32_t pid, const char *sig,
@@ -841,7 +501,7 @@ static void tokens_return(struct vigil_restart *r, uint64_t n)
 static void cleanup_leftovers(struct vigil_action *a, struct vigil_cleanup *c, uint64_t now)
 {
 	char names[64][128];
-	uint32_t n = list_requests(a->zombie_fd, names, 64);
+	uint32_t n = vigil_queue_list(a->zombie_fd, names, 64);
 	for (uint32_t i = 0; i < n; i++) {
 		char id[80];
 		snprintf(id, sizeof id, "%.*s", (int)(strlen(names[i]) - 5), names[i]);
@@ -855,7 +515,7 @@ static void cleanup_leftovers(struct vigil_action *a, struct vigil_cleanup *c, u
 		char why[200];
 		uint64_t tokens = 0;
 		char type[65] = "";
-		json_t *o = read_json_file(a->zombie_fd, names[i], why, sizeof why);
+		json_t *o = vigil_queue_read(a->zombie_fd, names[i], why, sizeof why);
 		if (o != NULL) {
 			json_t *tb = json_object_get(json_object_get(o, "token_budget"), "allocated");
 			if (json_is_integer(tb) && json_integer_value(tb) > 0)
@@ -946,7 +606,7 @@ static bool spawn_lineage(struct vigil_action *a, struct vigil_lineage *l, uint6
 		return false;
 	}
 	json_t *cmd = json_loads(l->argv_json, 0, NULL);
-	if (!command_ok(cmd)) {
+	if (!vigil_queue_command_ok(cmd)) {
 		json_decref(cmd);
 		snprintf(why, why_len, "command of %s is not a list of strings", l->id);
 		return false;
@@ -1002,34 +662,10 @@ static bool spawn_lineage(struct vigil_action *a, struct vigil_lineage *l, uint6
 	return true;
 }
 
-/* ---- queues ---------------------------------------------------------------------------- */
+/* ---- queues (the files' codec: queuefile.c) ----------------------------------------------- */
 
-/* A request still being written (the runbook's `cat > file << EOF` makes
- * the file before it fills it) is not malformed yet: judge it once it has
- * been left alone for 2 s. */
-static bool still_being_written(int qfd, const char *name)
-{
-	struct stat st;
-	if (fstatat(qfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-		return true; /* gone meanwhile: nothing to judge */
-	uint64_t mtime_ms = (uint64_t)st.st_mtim.tv_sec * 1000ull + (uint64_t)st.st_mtim.tv_nsec / 1000000ull;
-	return mtime_ms + 2000 > vigil_unix_ms();
-}
-
-/* Whether a queue file that could not be taken (why) goes to rejected/ now:
- * never for a transient read failure; at once for a link or a non-regular
- * file (nobody is writing those); else once its writer has had time to
- * finish (a file still growing is not yet malformed). */
-static bool should_reject(int qfd, const char *name, const char *why)
-{
-	if (strncmp(why, "cannot read", 11) == 0)
-		return false;
-	if (strncmp(why, "a symbolic link", 15) == 0 || strncmp(why, "not a regular file", 18) == 0 ||
-	    strncmp(why, "not trusted", 11) == 0)
-		return true; /* nobody is still writing those; never run */
-	return !still_being_written(qfd, name);
-}
-
+/* Moves a request that cannot be taken to rejected/ with a .reason file
+ * beside it (a control or spawn request to that same directory). */
 static void reject_request(struct vigil_action *a, int qfd, const char *name, const char *why)
 {
 	struct vigil_restart *r = &a->rs;
@@ -1051,15 +687,15 @@ static void take_restart_request(struct vigil_action *a, const char *name, uint6
 		if (strcmp(r->lin[i]->request, name) == 0)
 			return; /* being served */
 	char why[300];
-	json_t *o = read_json_file(r->queue_fd, name, why, sizeof why);
+	json_t *o = vigil_queue_read(r->queue_fd, name, why, sizeof why);
 	if (o == NULL) {
-		if (should_reject(r->queue_fd, name, why))
+		if (vigil_queue_should_reject(r->queue_fd, name, why))
 			reject_request(a, r->queue_fd, name, why);
 		return;
 	}
 	char id[65], type[65], task[65];
-	bool ok = get_id(o, "worker_id", true, id, why, sizeof why) && get_id(o, "worker_type", false, type, why, sizeof why) &&
-		  get_id(o, "task_id", false, task, why, sizeof why);
+	bool ok = vigil_queue_get_id(o, "worker_id", true, id, why, sizeof why) && vigil_queue_get_id(o, "worker_type", false, type, why, sizeof why) &&
+		  vigil_queue_get_id(o, "task_id", false, task, why, sizeof why);
 	json_t *reason_v = json_object_get(o, "reason");
 	if (ok && reason_v != NULL && !json_is_string(reason_v) && !json_is_null(reason_v)) {
 		snprintf(why, sizeof why, "key 'reason' must be a string");
@@ -1072,7 +708,7 @@ static void take_restart_request(struct vigil_action *a, const char *name, uint6
 		ok = false;
 	}
 	json_t *cmd = json_object_get(o, "command");
-	if (ok && cmd != NULL && !command_ok(cmd)) {
+	if (ok && cmd != NULL && !vigil_queue_command_ok(cmd)) {
 		snprintf(why, sizeof why, "key 'command' must be a non-empty list of strings");
 		ok = false;
 	}
@@ -1270,15 +906,15 @@ static void take_spawn_request(struct vigil_action *a, const char *name, uint64_
 {
 	struct vigil_restart *r = &a->rs;
 	char why[300];
-	json_t *o = read_json_file(r->spawn_queue_fd, name, why, sizeof why);
+	json_t *o = vigil_queue_read(r->spawn_queue_fd, name, why, sizeof why);
 	if (o == NULL) {
-		if (should_reject(r->spawn_queue_fd, name, why))
+		if (vigil_queue_should_reject(r->spawn_queue_fd, name, why))
 			reject_request(a, r->spawn_queue_fd, name, why);
 		return;
 	}
 	char id[65], type[65], task[65];
-	bool ok = get_id(o, "worker_id", true, id, why, sizeof why) && get_id(o, "worker_type", true, type, why, sizeof why) &&
-		  get_id(o, "task_id", false, task, why, sizeof why);
+	bool ok = vigil_queue_get_id(o, "worker_id", true, id, why, sizeof why) && vigil_queue_get_id(o, "worker_type", true, type, why, sizeof why) &&
+		  vigil_queue_get_id(o, "task_id", false, task, why, sizeof why);
 	json_t *cmd = json_object_get(o, "command"), *cwd = json_object_get(o, "cwd");
 	json_t *tok = json_object_get(o, "tokens"), *tmo = json_object_get(o, "timeout_seconds");
 	char stem[80];
@@ -1287,7 +923,7 @@ static void take_spawn_request(struct vigil_action *a, const char *name, uint64_
 		snprintf(why, sizeof why, "file name must be <worker_id>.json");
 		ok = false;
 	}
-	if (ok && !command_ok(cmd)) {
+	if (ok && !vigil_queue_command_ok(cmd)) {
 		snprintf(why, sizeof why, "key 'command' must be a non-empty list of strings");
 		ok = false;
 	}
@@ -1331,7 +967,7 @@ static void take_spawn_request(struct vigil_action *a, const char *name, uint64_
 		spawn_failed(a, name, id, type, "worker id is already in use", now);
 		return;
 	}
-	if (ending_find(r, id) >= 0) {
+	if (vigil_ending_find(r, id) >= 0) {
 		/* The last process of that id said goodbye but is still being
 		 * ended: the request waits in the queue (taken again when that
 		 * process's exit wakes the poll), so two never run side by side. */
@@ -1390,19 +1026,19 @@ static void take_control_request(struct vigil_action *a, const char *name, uint6
 {
 	struct vigil_restart *r = &a->rs;
 	char why[300];
-	json_t *o = read_json_file(r->control_queue_fd, name, why, sizeof why);
+	json_t *o = vigil_queue_read(r->control_queue_fd, name, why, sizeof why);
 	if (o == NULL) {
-		if (should_reject(r->control_queue_fd, name, why))
+		if (vigil_queue_should_reject(r->control_queue_fd, name, why))
 			reject_request(a, r->control_queue_fd, name, why);
 		return;
 	}
 	json_t *act = json_object_get(o, "action");
 	char id[65], type[65];
 	if (json_is_string(act) && strcmp(json_string_value(act), "cleanup_zombies") == 0 &&
-	    get_id(o, "worker_id", false, id, why, sizeof why)) {
+	    vigil_queue_get_id(o, "worker_id", false, id, why, sizeof why)) {
 		start_cleanup(a, name, id, now);
 	} else if (json_is_string(act) && strcmp(json_string_value(act), "breaker_reset") == 0 &&
-		   get_id(o, "worker_type", true, type, why, sizeof why)) {
+		   vigil_queue_get_id(o, "worker_type", true, type, why, sizeof why)) {
 		vigil_breakers_reset(&r->breakers, type, now);
 		vigil_log(VIGIL_LOG_RESTART, VIGIL_LOG_INFO, "circuit breaker for %s reset to closed by an operator", type);
 		json_t *d = json_object();
@@ -1419,7 +1055,7 @@ static void take_control_request(struct vigil_action *a, const char *name, uint6
 		}
 		vigil_fs_remove(r->control_queue_fd, name);
 	} else if (json_is_string(act) && strcmp(json_string_value(act), "quarantine_lift") == 0 &&
-		   get_id(o, "worker_id", true, id, why, sizeof why)) {
+		   vigil_queue_get_id(o, "worker_id", true, id, why, sizeof why)) {
 		int rc = quarantine_lift(a, id);
 		json_t *d = json_object();
 		if (d != NULL) {
@@ -1577,7 +1213,7 @@ bool vigil_restart_on_exit(struct vigil_action *a, struct vigil_worker *w, const
 	struct vigil_restart *r = &a->rs;
 	uint64_t now = vigil_unix_ms();
 	if (detached)
-		ending_take(a, w);
+		vigil_ending_take(a, w);
 	if (w->cleanup_idx >= 0 && w->cleanup_idx < VIGIL_CLEANUPS_MAX && r->cleanups[w->cleanup_idx].used) {
 		struct vigil_cleanup *c = &r->cleanups[w->cleanup_idx];
 		const char *sig = w->kill_signal == SIGKILL ? "SIGKILL" : "SIGTERM";
@@ -1731,10 +1367,10 @@ static int quarantine_lift(struct vigil_action *a, const char *worker_id)
 bool vigil_restart_queued_for(struct vigil_action *a, const char *worker_id)
 {
 	char names[QUEUE_BATCH][128];
-	uint32_t n = list_requests(a->rs.queue_fd, names, QUEUE_BATCH);
+	uint32_t n = vigil_queue_list(a->rs.queue_fd, names, QUEUE_BATCH);
 	for (uint32_t i = 0; i < n; i++) {
 		char why[200];
-		json_t *o = read_json_file(a->rs.queue_fd, names[i], why, sizeof why);
+		json_t *o = vigil_queue_read(a->rs.queue_fd, names[i], why, sizeof why);
 		const char *id = json_string_value(json_object_get(o, "worker_id"));
 		bool same = id != NULL && strcmp(id, worker_id) == 0;
 		json_decref(o);
@@ -1798,7 +1434,7 @@ static void lineages_due(struct vigil_action *a, uint64_t now, uint64_t mono, ui
 					*next = l->due_ms;
 				break;
 			}
-			int ei = ending_find(r, l->id);
+			int ei = vigil_ending_find(r, l->id);
 			if (ei >= 0) {
 				/* Its predecessor detached but still runs: a
 				 * replacement never runs beside it.  Its exit wakes
@@ -1903,7 +1539,7 @@ static void cleanups_timeout(struct vigil_action *a, uint64_t now)
 static void prune_done(struct vigil_action *a, uint64_t now)
 {
 	char names[64][128];
-	uint32_t n = list_requests(a->rs.control_done_fd, names, 64);
+	uint32_t n = vigil_queue_list(a->rs.control_done_fd, names, 64);
 	for (uint32_t i = 0; i < n; i++) {
 		struct stat st;
 		if (fstatat(a->rs.control_done_fd, names[i], &st, AT_SYMLINK_NOFOLLOW) == 0 &&
@@ -1927,18 +1563,18 @@ void vigil_restart_poll(struct vigil_action *a)
 	read_history(a);
 	/* Endings first: a process that has just exited frees its entry, and a
 	 * spawn request that waited for it is taken in this same pass. */
-	endings_poll(a, mono, &next);
-	uint32_t n = list_requests(r->spawn_queue_fd, names, QUEUE_BATCH);
+	vigil_endings_poll(a, mono, &next);
+	uint32_t n = vigil_queue_list(r->spawn_queue_fd, names, QUEUE_BATCH);
 	for (uint32_t i = 0; i < n; i++)
 		take_spawn_request(a, names[i], now);
-	n = list_requests(r->queue_fd, names, QUEUE_BATCH);
+	n = vigil_queue_list(r->queue_fd, names, QUEUE_BATCH);
 	for (uint32_t i = 0; i < n; i++)
 		take_restart_request(a, names[i], now);
-	n = list_requests(r->control_queue_fd, names, QUEUE_BATCH);
+	n = vigil_queue_list(r->control_queue_fd, names, QUEUE_BATCH);
 	for (uint32_t i = 0; i < n; i++)
 		take_control_request(a, names[i], now);
 	lineages_due(a, now, mono, seen_ms, &next);
-	kill_escalate(a, mono, &next);
+	vigil_endings_escalate(a, mono, &next);
 	cleanups_timeout(a, now);
 	if (now / 60000 != a->rs.last_prune_min) {
 		a->rs.last_prune_min = now / 60000;
@@ -2001,10 +1637,10 @@ static void lineages_load(struct vigil_action *a)
 	uint32_t loaded = 0, bad = 0;
 	struct dirent *de;
 	while ((de = readdir(d)) != NULL && r->nlin < r->cap) {
-		if (!is_request_name(de->d_name))
+		if (!vigil_queue_name_ok(de->d_name))
 			continue;
 		char why[200];
-		json_t *o = read_json_file(r->lifecycle_fd, de->d_name, why, sizeof why);
+		json_t *o = vigil_queue_read(r->lifecycle_fd, de->d_name, why, sizeof why);
 		struct vigil_lineage *l = calloc(1, sizeof *l);
 		int rc = o == NULL ? -EINVAL : l == NULL ? -ENOMEM : vigil_life_from_json(l, o, why, sizeof why);
 		json_decref(o);
