@@ -379,7 +379,13 @@ int main(int argc, char **argv)
 		if (rc < 0) {
 			vigil_log_say(VIGIL_LOG_ERROR, "--pidfile %s: %s", pidfile, strerror(-rc));
 			atomic_store_explicit(&seg.hdr->supervisor_pid, 0, memory_order_release);
+			bool created = seg.created;
 			vigil_segment_close(&seg);
+			/* A segment this failed start created (a bad --pidfile is a
+			 * configuration error that repeats) is not left behind; one
+			 * we re-attached keeps its workers for the next vigild. */
+			if (created)
+				vigil_segment_unlink(shm);
 			return 1;
 		}
 	}
