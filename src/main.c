@@ -185,7 +185,7 @@ static int write_pidfile(const char *path)
  * strings right after it, copied elsewhere first).  /proc/PID/comm (and so
  * `pgrep vigild`, `ps -C vigild`, the thread names) is unchanged.  Called
  * once, before any thread, after every use of argv's strings. */
-static char **title_env;
+static char **volatile title_env; /* volatile: a store never read is otherwise dropped */
 static void set_title(int argc, char **argv, const char *home)
 {
 	extern char **environ;
