@@ -186,9 +186,7 @@ static int write_pidfile(const char *path)
  * strings right after it, copied elsewhere first).  /proc/PID/comm (and so
  * `pgrep vigild`, `ps -C vigild`, the thread names) is unchanged.  Called
  * once, before any thread, after every use of argv's strings. */
-/* volatile: never read, so the compiler would drop the store that keeps
- * the copies reachable for leak checkers. */
-static char **volatile title_env;
+static char **volatile title_env; /* volatile: a store never read is otherwise dropped */
 static void set_title(int argc, char **argv, const char *home)
 {
 	extern char **environ;
@@ -395,7 +393,13 @@ int main(int argc, char **argv)
 		if (rc < 0) {
 			vigil_log_say(VIGIL_LOG_ERROR, "--pidfile %s: %s", pidfile, strerror(-rc));
 			atomic_store_explicit(&seg.hdr->supervisor_pid, 0, memory_order_release);
+			bool created = seg.created;
 			vigil_segment_close(&seg);
+			/* A segment this failed start created (a bad --pidfile is a
+			 * configuration error that repeats) is not left behind; one
+			 * we re-attached keeps its workers for the next vigild. */
+			if (created)
+				vigil_segment_unlink(shm);
 			return 1;
 		}
 	}

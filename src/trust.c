@@ -54,8 +54,8 @@ int vigil_trust_dir(int dirfd, const char *shown, char *why, size_t why_len)
 	if (!owner_ok(&st)) {
 		say(why, why_len,
 		    "%s is owned by uid %u, not by vigild's user (uid %u) or root: its files could be anyone's; fix: "
-		    "chown %u %s",
-		    shown, (unsigned)st.st_uid, (unsigned)geteuid(), (unsigned)geteuid(), shown);
+		    "run vigild as uid %u (vigild@USER.service), or chown %u %s",
+		    shown, (unsigned)st.st_uid, (unsigned)geteuid(), (unsigned)st.st_uid, (unsigned)geteuid(), shown);
 		return -EPERM;
 	}
 	if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {

@@ -23,6 +23,13 @@
  *       a coordination/config owned by nobody, then a policy file owned by
  *       nobody in a good directory: vigild and `vigild --check-config` (what
  *       the units' ExecReload runs) refuse with exit 2 and the reason.
+ *   ps_finds_the_runbook_daemons
+ *       `ps aux | grep heartbeat-monitor-daemon` (worker-restart-daemon,
+ *       auto-fix-daemon, grep -E "heartbeat|pattern|auto-fix") lists vigild;
+ *       pgrep -x vigild too.
+ *   failed_start_leaves_no_segment
+ *       vigild that cannot write its --pidfile exits 1 and removes the
+ *       segment it had just created.
  *   nobody_request_in_trusted_dir_not_executed
  *       a request file owned by nobody, in a queue that was writable when it
  *       was written and is fixed since: not executed (needs the queue
@@ -310,6 +317,41 @@ static void nobody_request_in_trusted_dir_not_executed(void **state)
 	soft_done();
 }
 
+/* The runbook's `ps aux | grep heartbeat-monitor-daemon` (and the other two
+ * daemons) finds vigild; `pgrep vigild` (comm) still does. */
+static void ps_finds_the_runbook_daemons(void **state)
+{
+	(void)state;
+	pid_t pid = itest_vigild_start(&H);
+	char script[1024];
+	snprintf(script, sizeof script,
+		 "for d in heartbeat-monitor-daemon worker-restart-daemon auto-fix-daemon; do "
+		 "ps aux | grep \"$d\" | grep -v grep | awk '{print $2}' | grep -qx %d || { echo \"$d\"; exit 1; }; done; "
+		 "ps aux | grep -E \"heartbeat|pattern|auto-fix\" | awk '{print $2}' | grep -qx %d || exit 2; "
+		 "pgrep -x vigild | grep -qx %d || exit 3",
+		 (int)pid, (int)pid, (int)pid);
+	char *out = NULL;
+	int rc = itest_sh(&H, script, &out, 10000);
+	CHECK(rc == 0, "ps does not find vigild as the runbook looks for it (rc %d, %s)", rc, out != NULL ? out : "");
+	free(out);
+}
+
+/* A start that fails on its pid file (a unit run as a user who cannot write
+ * there) leaves no segment behind. */
+static void failed_start_leaves_no_segment(void **state)
+{
+	(void)state;
+	const char *extra[] = {"--pidfile", "/nonexistent-dir/vigild.pid", NULL};
+	char *err = NULL;
+	int rc = itest_vigild_run(&H, extra, &err, 10000);
+	CHECK(rc == 1 && err != NULL && strstr(err, "--pidfile /nonexistent-dir/vigild.pid") != NULL,
+	      "vigild with an unwritable pid file: exit %d, stderr %s", rc, err);
+	free(err);
+	char path[128];
+	snprintf(path, sizeof path, "/dev/shm%s", H.shm);
+	CHECK(access(path, F_OK) != 0, "the failed start left its segment %s behind", path);
+}
+
 int main(void)
 {
 	const char *filter = getenv("VIGIL_TEST_FILTER");
@@ -319,6 +361,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(world_writable_queue_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(foreign_owned_tree_and_policy_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(nobody_request_in_trusted_dir_not_executed, setup, teardown),
+		cmocka_unit_test_setup_teardown(failed_start_leaves_no_segment, setup, teardown),
+		cmocka_unit_test_setup_teardown(ps_finds_the_runbook_daemons, setup, teardown),
 	};
 	struct CMUnitTest tests[sizeof all / sizeof all[0]];
 	size_t n = 0;
