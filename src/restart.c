@@ -1359,6 +1359,14 @@ static int quarantine_lift(struct vigil_action *a, const char *worker_id)
 	l->quarantine_why[0] = '\0';
 	l->attempt = 0;
 	lin_step(a, l, VIGIL_LE_LIFT);
+	/* Quarantined while its process ran: that process is the lineage's
+	 * again, so that its failure is restarted like any other. */
+	urcu_memb_read_lock();
+	struct vigil_worker *w = vigil_registry_find(&a->reg, worker_id);
+	bool ours = w != NULL && w->spawned && w->gen == l->gen && w->slot == l->slot;
+	urcu_memb_read_unlock();
+	if (ours)
+		lin_step(a, l, VIGIL_LE_ADOPTED);
 	vigil_patterns_forget(&a->pat, worker_id); /* or the old history quarantines it again */
 	vigil_log(VIGIL_LOG_AUTOFIX, VIGIL_LOG_INFO, "quarantine of %s lifted by an operator", worker_id);
 	return 0;
