@@ -440,6 +440,40 @@ static void copying_two_policies_reads_each_once_complete(void **state)
 	soft_done();
 }
 
+/* ---- numbers that add up ------------------------------------------------------------- */
+
+/* Defects: the spec's restart.attempt stayed 0 after restarts; a give-up
+ * line ended "(last failure: )".  A worker that beats, then exits 1, over
+ * and over (each restart a success, each exit the next failure): its spec
+ * names the attempt its process is; the give-up names the last failure. */
+static void spec_attempt_and_give_up_say_what_happened(void **state)
+{
+	(void)state;
+	write_restart_policy(0.05, 2);
+	itest_vigild_start(&H);
+	const char *id = "worker-num-001";
+	const char *cmd[] = {DEMO_WORKER_PATH, "--beat-ms", "10", "--die-after-ms", "300", "--exit-code", "1", NULL};
+	spawn_cmd(id, "num", cmd);
+	/* The second restart's process (attempt 2) registered: its spec. */
+	CHECK(wait_text_count(ITEST_RESTART_LOG, "spawned worker-num-001 (", 3, 10000), "no second restart of %s", id);
+	int64_t deadline = itest_mono_ms() + 5000;
+	int64_t attempt = -1;
+	while (attempt != 2 && itest_mono_ms() < deadline) {
+		json_t *sp = spec(ACTIVE, id);
+		json_t *rs = json_object_get(sp, "restart");
+		attempt = json_is_integer(json_object_get(rs, "attempt")) ? json_integer_value(json_object_get(rs, "attempt")) : -1;
+		json_decref(sp);
+		itest_sleep_ms(10);
+	}
+	SOFT_CHECK(attempt == 2, "active/%s.json restart.attempt %lld while its attempt-2 process runs", id,
+		   (long long)attempt);
+	CHECK(wait_text_count(RLOG, "giving up on worker-num-001", 1, 10000), "no give-up for %s", id);
+	SOFT_CHECK(count_text(RLOG, "last failure: )") == 0, "a give-up line names no failure");
+	SOFT_CHECK(count_text(RLOG, "last failure: exited with code 1)") == 1,
+		   "the give-up line does not name the exit that spent the budget");
+	soft_done();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -451,6 +485,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(shell_worker_stays_verified_across_kill9, setup, teardown),
 		cmocka_unit_test_setup_teardown(runbook_restart_of_vigild_keeps_a_vigild, setup, teardown),
 		cmocka_unit_test_setup_teardown(copying_two_policies_reads_each_once_complete, setup, teardown),
+		cmocka_unit_test_setup_teardown(spec_attempt_and_give_up_say_what_happened, setup, teardown),
 	};
 	if (getenv("VIGIL_TEST_FILTER") != NULL)
 		cmocka_set_test_filter(getenv("VIGIL_TEST_FILTER"));
