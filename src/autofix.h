@@ -1,5 +1,5 @@
 /*
- * autofix.h - the auto-fix decision (SPEC §8): given a classified failure
+ * autofix.h - the auto-fix decision (README "Failure patterns and auto-fix"): given a classified failure
  * pattern (patterns.h), the auto-fix policy and what the caller knows of
  * the worker, decide whether to apply the pattern's recommended action,
  * only record it (dry run), or skip it and say why; keep the trailing-hour
@@ -53,7 +53,7 @@
 #include "patterns.h"
 #include "policy.h"
 
-/* Files under coordination/metrics/ (SPEC §8, §9). */
+/* Files under coordination/metrics/ (README "Failure patterns and auto-fix", "What vigild writes"). */
 #define VIGIL_AUTOFIX_HISTORY_FILE "auto-fix-history.jsonl"
 #define VIGIL_AUTOFIX_METRICS_FILE "auto-fix-daemon-metrics.json"
 

@@ -1,5 +1,5 @@
 /*
- * breaker.h - one circuit breaker per worker type (SPEC §7), and the files
+ * breaker.h - one circuit breaker per worker type (README "Self-healing"), and the files
  * coordination/circuit-breakers/<worker_type>.json that show them.
  *
  * Why: a worker type that fails every time it starts would otherwise be
@@ -30,7 +30,7 @@
  * Failures while open add to failure_count but do not move opened_at, so
  * a stream of failures appended by others cannot hold a breaker open
  * forever.  A success - in any state - means the type can run, so it
- * closes the breaker and zeroes failure_count (SPEC: failure_count is the
+ * closes the breaker and zeroes failure_count (README, "Self-healing": failure_count is the
  * number of *consecutive* failures).  A failure line that only records a
  * restart the breaker refused ("reason":"circuit_breaker_open") is no
  * event: nothing ran.  With circuit_breaker_enabled false every restart
@@ -53,7 +53,7 @@
 #include "history.h"
 #include "policy.h"
 
-/* Directory under coordination/ (SPEC §3). */
+/* Directory under coordination/ (README "What vigild writes"). */
 #define VIGIL_BREAKERS_DIR "circuit-breakers"
 
 /* Name (and file name stem) of the shared breaker of types that did not fit. */
@@ -111,7 +111,7 @@ void vigil_breakers_destroy(struct vigil_breakers *b);
 
 /* The breaker of worker_type, created (closed, dirty) when new; the
  * overflow breaker when the table has no room; NULL when worker_type is
- * not a name (SPEC §3).  A type literally named "_overflow" is the
+ * not a name (README "What vigild writes").  A type literally named "_overflow" is the
  * overflow breaker. */
 struct vigil_breaker *vigil_breakers_get(struct vigil_breakers *b, const char *worker_type);
 

@@ -3,21 +3,21 @@
  * per restart outcome, written by vigild and read back by vigild.
  *
  * Why a reader at all, when vigild writes the file itself?  Because the
- * file is also an input (SPEC §3, §7): operators and their scripts append
+ * file is also an input (README "What vigild writes", "Self-healing"): operators and their scripts append
  * lines with a shell heredoc (the runbook's "Test Circuit Breaker" appends
  * six failures), and those lines count toward the circuit breakers exactly
  * like vigild's own.  So the history file, not vigild's memory, is the
  * source of truth for "consecutive failures of a type", and a restarted
  * vigild rebuilds its breakers by reading it from the start.
  *
- * The writer keeps SPEC §3's rules: one compact JSON object per line
+ * The writer keeps README "What vigild writes"'s rules: one compact JSON object per line
  * ("result":"success" with no spaces, which the runbook greps for), written
  * by one write() so a line is never torn.
  *
  * The reader tails the file by byte offset, with bounded work per call (a
  * line budget and a byte budget), so the action thread can poll it every
  * tick without ever stalling on a huge or hostile file.  Lines appended by
- * others are untrusted (SPEC §11): every byte goes through jansson, a NUL
+ * others are untrusted (README "Reliability"): every byte goes through jansson, a NUL
  * byte is refused before jansson sees it (json_loadb would stop at it and
  * accept "{...}\0garbage"), and a line that is not a well-formed record is
  * reported to a callback with its line number and reason, counted, and
@@ -34,7 +34,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* File name under coordination/metrics/ (SPEC §3). */
+/* File name under coordination/metrics/ (README "What vigild writes"). */
 #define VIGIL_HISTORY_FILE "worker-restart-history.jsonl"
 
 /* A line longer than this (not counting its '\n') is bad and skipped whole. */
@@ -68,7 +68,7 @@ struct vigil_history_record {
  *     {"result":"success","result":"failure"} has no one meaning), or its
  *     top level is not an object;
  *   - has no "result", or one that is not the string "success"/"failure";
- *   - has no "worker_type", or one that is not a name (SPEC §3:
+ *   - has no "worker_type", or one that is not a name (README "What vigild writes":
  *     [A-Za-z0-9._-]{1,64}, not starting with '.');
  *   - has a "worker_id" or "task_id" that is neither null, "" nor a name;
  *   - has a "request_id" that is neither null nor a string of at most

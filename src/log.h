@@ -1,5 +1,5 @@
 /*
- * log.h - one human-readable log per component (SPEC §3):
+ * log.h - one human-readable log per component (README "What vigild writes"):
  *   agents/logs/system/heartbeat-monitor-daemon.log   scanner verdicts
  *   agents/logs/system/failure-pattern-daemon.log     classification
  *   agents/logs/system/auto-fix-daemon.log            fix decisions

@@ -1,6 +1,6 @@
 /*
  * patterns.h - every failure vigild sees is classified into the failure
- * patterns of SPEC §8, with a confidence computed by one written rule.
+ * patterns of README "Failure patterns and auto-fix", with a confidence computed by one written rule.
  *
  * Why: the auto-fix (autofix.h) must act only when vigil is sure enough,
  * and an operator reading coordination/patterns/failure-patterns.jsonl
@@ -75,7 +75,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* File under coordination/ (SPEC §8). */
+/* File under coordination/ (README "Failure patterns and auto-fix"). */
 #define VIGIL_PATTERNS_DIR "patterns"
 #define VIGIL_PATTERNS_FILE "failure-patterns.jsonl"
 
@@ -99,7 +99,7 @@ enum vigil_failure_kind {
 
 struct vigil_failure {
 	uint8_t kind;             /* enum vigil_failure_kind */
-	char worker_id[65], worker_type[65]; /* id: a name (SPEC §3); type: a name or "" */
+	char worker_id[65], worker_type[65]; /* id: a name (README "What vigild writes"); type: a name or "" */
 	int32_t exit_code;        /* -1 unknown */
 	int32_t signal;           /* 0 none, -1 unknown */
 	bool killed_by_vigil;     /* vigild itself sent the signal (cleanup, restart): never oom_suspected */

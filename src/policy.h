@@ -23,7 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* File names under coordination/config/ (SPEC §3). */
+/* File names under coordination/config/ (README "What vigild writes"). */
 #define VIGIL_POLICY_HEARTBEAT_FILE "heartbeat-policy.json"
 #define VIGIL_POLICY_RESTART_FILE "worker-restart-policy.json"
 #define VIGIL_POLICY_AUTOFIX_FILE "auto-fix-policy.json"
@@ -35,7 +35,7 @@
 #define VIGIL_POLICY_NOTIFY_COMMAND_SIZE 1024
 
 /* The effective tick never goes below this, whatever the interval. */
-#define VIGIL_POLICY_TICK_MIN_NS 250000ull /* a quarter of the shortest interval (1 ms): SPEC §5 */
+#define VIGIL_POLICY_TICK_MIN_NS 250000ull /* a quarter of the shortest interval (1 ms): README "How verdicts are timed" */
 
 struct vigil_heartbeat_policy {
 	double heartbeat_interval_seconds;   /* default 30,  range [0.001, 86400] */

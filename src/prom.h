@@ -3,7 +3,7 @@
  * (version 0.0.4), for node_exporter's textfile collector
  * (coordination/metrics/vigil.prom) and `vigilctl metrics --prom`.
  *
- * The numbers are the ones in the JSON metrics files (SPEC §9); this module
+ * The numbers are the ones in the JSON metrics files (README "What vigild writes"); this module
  * only renames and types them:
  *
  *   - counters end in `_total` (heartbeats_received ->

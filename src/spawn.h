@@ -1,6 +1,6 @@
 /*
  * spawn.h - start a worker with a slot of its own and know at once whether
- * its exec worked (SPEC §6, §7).
+ * its exec worked (README "Trust: the segment is untrusted input", "Self-healing").
  *
  * vigil_spawn() claims a slot for the worker (CLAIMED, gen+1), writes its
  * identity, forks, and publishes the slot as ACTIVE only once the child's

@@ -1,5 +1,5 @@
 /*
- * util.c - clocks, timestamps, and the atomic file writes of SPEC §3.
+ * util.c - clocks, timestamps, and the atomic file writes of README "What vigild writes".
  *
  * Trade-off: vigil_fs_replace() does not fsync.  The rule it serves is that
  * a reader never sees half a document; durability across a power cut of a

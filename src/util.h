@@ -1,5 +1,5 @@
 /*
- * util.h - clocks, timestamps and the file rules of SPEC §3.
+ * util.h - clocks, timestamps and the file rules of README "What vigild writes".
  *
  * Every file vigild writes goes through two functions here:
  *   vigil_fs_replace()  a .json document: temp file in the same directory,
@@ -76,7 +76,7 @@ DIR *vigil_fs_opendir_at(int dirfd);
 int vigil_fs_sweep_tmp(int dirfd);
 
 /* Copies a fixed 64-byte id field from the segment into a NUL-terminated
- * buffer and says whether it obeys the name rule (SPEC §3). */
+ * buffer and says whether it obeys the name rule (README "What vigild writes"). */
 bool vigil_id_copy(char dst[65], const char src[64]);
 
 /* Writes a printable, escaped rendering of untrusted bytes (for messages):
@@ -84,7 +84,7 @@ bool vigil_id_copy(char dst[65], const char src[64]);
 void vigil_id_render(const char *src, size_t n, char *out, size_t out_len);
 
 
-/* Resolves the home (SPEC §3): arg, else $COMMIT_RELAY_HOME, else ".", to
+/* Resolves the home (README "What vigild writes"): arg, else $COMMIT_RELAY_HOME, else ".", to
  * an absolute real path in out; and the segment name: shm_arg, else
  * $VIGIL_SHM, else derived from the home.  0 or -errno with err set. */
 int vigil_home_resolve(const char *home_arg, const char *shm_arg, char *home_out, size_t home_len,

@@ -1,7 +1,7 @@
 /*
  * verify.h - is the process a slot names really the worker that registered?
  *
- * SPEC §6: vigild never signals a pid merely because a slot names it.  A
+ * README "Trust: the segment is untrusted input": vigild never signals a pid merely because a slot names it.  A
  * worker is "verified" when, with a pidfd already open on the pid:
  *   - the process belongs to our user, its start time matches the one the
  *     registrar recorded (so the pid was not recycled), and

@@ -1,5 +1,5 @@
 /*
- * test_autofix.c - failure patterns and auto-fix end to end (SPEC §8, §9;
+ * test_autofix.c - failure patterns and auto-fix end to end (README "Failure patterns and auto-fix", "What vigild writes";
  * issue 4): the real vigild, real worker processes (vigil-demo-worker,
  * bash workers using the shell emitter), provoked into each failure
  * pattern, judged by what an operator reads:

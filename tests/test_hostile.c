@@ -3,7 +3,7 @@
  * vigild, real worker processes, hostile processes of the same user, a
  * coordination tree on a full file system, kill -9 at random moments, low
  * descriptor limits, event storms, and pre-planted segments (issue 7,
- * SPEC §3, §6, §11, README "Trust").
+ * README "What vigild writes", "Trust: the segment is untrusted input", "Reliability", README "Trust").
  *
  *   scribbler_cannot_crash_or_misdirect_vigild
  *       random bytes over the whole segment (header included) for ~3 s
@@ -12,7 +12,7 @@
  *       verify, stops with 0; then the documented recovery (re-create).
  *   forged_view_is_not_trusted
  *       the slot's view (vigild's verdict area, in the segment) forged with
- *       a last_seen past year 9999: specs keep SPEC §3's time format.
+ *       a last_seen past year 9999: specs keep README "What vigild writes"'s time format.
  *   forged_pid_is_never_signalled
  *       a worker registering another process's pid (through vigil.h, and by
  *       writing the slot by hand with a plausible registrar): unverified;
@@ -476,7 +476,7 @@ static json_t *registered(const char *id, int timeout_ms)
 	return itest_wait_event(&H, HB, "worker_registered", id, timeout_ms);
 }
 
-/* SPEC §3: every time vigild writes is YYYY-MM-DDTHH:MM:SSZ.  Checks the
+/* README "What vigild writes": every time vigild writes is YYYY-MM-DDTHH:MM:SSZ.  Checks the
  * string members named "timestamp", "last_seen" or "*_at" of o, deeply;
  * counts offenders and keeps the first in bad_stamp. */
 static char bad_stamp[256];
@@ -882,7 +882,7 @@ static void scribbler_cannot_crash_or_misdirect_vigild(void **state)
 /* The slot's view (vigild's verdict area, "written by vigild only") is in
  * the segment too, so a worker can forge it; vigild's snapshots read it
  * back.  A last_seen past year 9999 there must not reach a spec file in
- * another form than SPEC §3's (nor make vigild read past its buffer). */
+ * another form than README "What vigild writes"'s (nor make vigild read past its buffer). */
 struct view_forgery {
 	char shm[64];
 	uint32_t slot;
@@ -1106,7 +1106,7 @@ static void forged_pid_is_never_signalled(void **state)
 
 /* ==== c. file-system attacks ======================================================= */
 
-/* Ids that must never become file names (SPEC §3).  "pwn" marks them so
+/* Ids that must never become file names (README "What vigild writes").  "pwn" marks them so
  * that any file named after one is found afterwards. */
 static const char *const BAD_IDS[] = {
 	"../pwn-dotdot",

@@ -217,7 +217,7 @@ static void single_sigsegv_is_signal_crash(void **state)
 	obs_clear(&o);
 }
 
-/* The SPEC's example: a SIGSEGV that is the 3rd fast crash in a row. */
+/* The README's example: a SIGSEGV that is the 3rd fast crash in a row. */
 static void third_fast_segv_is_both(void **state)
 {
 	struct vigil_patterns *p = *state;

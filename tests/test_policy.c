@@ -5,7 +5,7 @@
  * key, and leave the output struct byte for byte as it was), unknown-key
  * warnings, safe loading from a directory, and to_json round trips.
  *
- * The key lists, types and ranges below are restated from SPEC.md and the
+ * The key lists, types and ranges below are restated from the README ("Configuration reference") and the
  * header on purpose rather than taken from policy.c, so that a change to
  * the module's tables shows up here as a failure.
  */
@@ -360,7 +360,7 @@ static void test_heartbeat_fractional_and_tick_clamp(void **state)
 	assert_int_equal(p.tick_ns, 5000000ull);
 	assert_int_equal(p.snapshot_ns, 10000000ull);
 
-	/* a quarter of the interval even at the shortest interval (SPEC §5) */
+	/* a quarter of the interval even at the shortest interval (README "How verdicts are timed") */
 	good(&HB, "{\"heartbeat_interval_seconds\":0.001,\"tick_seconds\":0.001}", &p);
 	assert_int_equal(p.interval_ns, 1000000ull);
 	assert_int_equal(p.tick_ns, 250000ull);

@@ -47,7 +47,7 @@ static inline uint64_t fuzz_take(const uint8_t **p, size_t *left, size_t n)
 	return v;
 }
 
-/* SPEC §3: "timestamp" is YYYY-MM-DDTHH:MM:SSZ (what date -u +%Y-%m-%dT%H:%M:%SZ
+/* README "What vigild writes": "timestamp" is YYYY-MM-DDTHH:MM:SSZ (what date -u +%Y-%m-%dT%H:%M:%SZ
  * prints and jq's fromdateiso8601 reads). */
 static inline int fuzz_iso8601_ok(const char *s)
 {

@@ -2,15 +2,15 @@
  * fuzz_history_line.c - one restart-history line (vigil_history_parse), the
  * timestamp parser, and the writer's round trip.
  *
- * History lines are appended by anyone (SPEC §3, §7: the runbook's breaker
+ * History lines are appended by anyone (README "What vigild writes", "Self-healing": the runbook's breaker
  * test appends six by hand), so every byte is untrusted.  Checks:
  *   - parse returns 0 or -EINVAL; on success every string of the record is
- *     terminated inside its buffer, worker_type is a name (SPEC §3),
+ *     terminated inside its buffer, worker_type is a name (README "What vigild writes"),
  *     worker_id/task_id are "" or names;
  *   - a record that parsed, written back by vigil_history_append (as vigild
  *     writes its own lines), is one compact line that parses to the same
  *     record;
- *     (with a "timestamp" of SPEC §3's form, whatever timestamp_ms says);
+ *     (with a "timestamp" of README "What vigild writes"'s form, whatever timestamp_ms says);
  *   - vigil_history_parse_iso8601 on the raw bytes never reads past them.
  */
 #define _GNU_SOURCE
@@ -99,7 +99,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_CHECK(rec.timestamp_ms == 0 || back.timestamp_ms == rec.timestamp_ms, "timestamp %llu -> %llu",
 		   (unsigned long long)rec.timestamp_ms, (unsigned long long)back.timestamp_ms);
 	FUZZ_CHECK(strstr(out, "\"result\":\"") != NULL, "not compact: %.*s", (int)end, out);
-	/* SPEC §3: every record's "timestamp" is YYYY-MM-DDTHH:MM:SSZ. */
+	/* README "What vigild writes": every record's "timestamp" is YYYY-MM-DDTHH:MM:SSZ. */
 	json_t *doc = json_loadb(out, (size_t)end - 1, 0, NULL);
 	const char *ts = json_string_value(json_object_get(doc, "timestamp"));
 	FUZZ_CHECK(ts != NULL && fuzz_iso8601_ok(ts), "\"timestamp\" is '%s' in %.*s", ts != NULL ? ts : "(none)",

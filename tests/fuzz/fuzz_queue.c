@@ -136,7 +136,7 @@ static void truncate_file(const char *rel)
 		close(fd);
 }
 
-/* Every string member named "timestamp" or "*_at" is SPEC §3's form. */
+/* Every string member named "timestamp" or "*_at" is README "What vigild writes"'s form. */
 static void check_stamps(const json_t *o, const char *where)
 {
 	const char *key;
@@ -275,7 +275,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	vigil_restart_poll(&action);
 
-	/* What vigild wrote must follow SPEC §3. */
+	/* What vigild wrote must follow README "What vigild writes". */
 	check_json_dir("coordination/circuit-breakers");
 	check_json_dir("coordination/spawn/failed");
 	check_json_dir("coordination/control/done");

@@ -3,7 +3,7 @@
  * (src/scanner.h) ticking over a segment whose every byte, header
  * included, comes from the input and keeps changing between ticks.
  *
- * SPEC §6: "The supervisor treats every byte of the segment as untrusted
+ * README "Trust: the segment is untrusted input": "The supervisor treats every byte of the segment as untrusted
  * ... it can never crash, stall or hang the supervisor ... or make it read
  * past the segment."  The segment is a real shm object (128 slots, so that
  * its size is a whole number of pages) re-mapped between two PROT_NONE
