@@ -66,6 +66,31 @@ static double check_tick_seconds(const struct common *c)
 	return tick;
 }
 
+/* What `vigilctl check --help` prints after the usage line. */
+static void check_help(const void *ctx)
+{
+	(void)ctx;
+	printf("\n"
+	       "Prints one line in the monitoring-plugin convention (Nagios, Icinga,\n"
+	       "Kubernetes exec probes, cron) and exits with its status:\n"
+	       "  VIGIL OK - 12 workers, 0 zombies, min health 95 | workers=12 zombies=0 min_health=95 breakers_open=0\n"
+	       "\n"
+	       "  2 CRITICAL  the segment does not exist, no live vigild is attached to it,\n"
+	       "              vigild is not ticking (the header's tick counter did not move\n"
+	       "              within two scanner ticks, at least %d ms), or more than\n"
+	       "              --max-zombies N zombies (default 0)\n"
+	       "  1 WARNING   a worker's health is below --min-health H (default %d;\n"
+	       "              101 flags every worker), a circuit breaker is open, 1..N\n"
+	       "              zombies when --max-zombies N allows them, or (with\n"
+	       "              --max-stale S) a worker has not beaten for more than S seconds\n"
+	       "  0 OK        none of these\n"
+	       "  3 UNKNOWN   cannot tell: bad arguments, or a segment that cannot be read\n"
+	       "              (another owner, another ABI)\n"
+	       "The reasons follow the counts, with up to %d worker ids or types each.\n"
+	       "min_health is U when no worker has been scored yet.\n",
+	       CHECK_TICK_WAIT_MIN_MS, CHECK_MIN_HEALTH_DEFAULT, CHECK_NAMES_SHOWN);
+}
+
 int ctl_cmd_check(int argc, char **argv, struct common *c)
 {
 	static const struct option opts[] = {
@@ -74,14 +99,13 @@ int ctl_cmd_check(int argc, char **argv, struct common *c)
 		{"max-stale", required_argument, NULL, 's'},
 		COMMON_OPTIONS,
 	};
-	const struct cmd *self = ctl_find_cmd("check");
+	static const struct ctl_opts parse = {"check", ":h", opts, check_help, NULL};
 	long max_zombies = 0, min_health = CHECK_MIN_HEALTH_DEFAULT;
 	double max_stale = 0;
 	char rb[300];
 	int opt;
-	optind = 0;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+	ctl_opt_begin();
+	while ((opt = ctl_opt_next(&parse, argc, argv, c)) != -1) {
 		switch (opt) {
 		case 'z':
 			if (!ctl_parse_int(optarg, 0, INT_MAX, &max_zombies)) {
@@ -104,30 +128,7 @@ int ctl_cmd_check(int argc, char **argv, struct common *c)
 				return check_usage_error();
 			}
 			break;
-		case 'H': c->home_arg = optarg; break;
-		case 'S': c->shm_arg = optarg; break;
-		case 'h':
-			ctl_usage_cmd(stdout, self);
-			printf("\n"
-			       "Prints one line in the monitoring-plugin convention (Nagios, Icinga,\n"
-			       "Kubernetes exec probes, cron) and exits with its status:\n"
-			       "  VIGIL OK - 12 workers, 0 zombies, min health 95 | workers=12 zombies=0 min_health=95 breakers_open=0\n"
-			       "\n"
-			       "  2 CRITICAL  the segment does not exist, no live vigild is attached to it,\n"
-			       "              vigild is not ticking (the header's tick counter did not move\n"
-			       "              within two scanner ticks, at least %d ms), or more than\n"
-			       "              --max-zombies N zombies (default 0)\n"
-			       "  1 WARNING   a worker's health is below --min-health H (default %d;\n"
-			       "              101 flags every worker), a circuit breaker is open, 1..N\n"
-			       "              zombies when --max-zombies N allows them, or (with\n"
-			       "              --max-stale S) a worker has not beaten for more than S seconds\n"
-			       "  0 OK        none of these\n"
-			       "  3 UNKNOWN   cannot tell: bad arguments, or a segment that cannot be read\n"
-			       "              (another owner, another ABI)\n"
-			       "The reasons follow the counts, with up to %d worker ids or types each.\n"
-			       "min_health is U when no worker has been scored yet.\n",
-			       CHECK_TICK_WAIT_MIN_MS, CHECK_MIN_HEALTH_DEFAULT, CHECK_NAMES_SHOWN);
-			return EXIT_OK;
+		case CTL_OPT_HELP: return EXIT_OK;
 		default:
 			ctl_bad_option("check", opt, argv);
 			return check_usage_error();

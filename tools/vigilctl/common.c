@@ -7,6 +7,31 @@
  */
 #include "ctl.h"
 
+/* Contract in ctl.h.  optind 0, not 1: getopt_long then reinitialises,
+ * which it must since main() has already parsed the global options. */
+void ctl_opt_begin(void)
+{
+	optind = 0;
+	opterr = 0;
+}
+
+/* Contract in ctl.h. */
+int ctl_opt_next(const struct ctl_opts *o, int argc, char **argv, struct common *c)
+{
+	for (;;) {
+		int opt = getopt_long(argc, argv, o->shortopts, o->longopts, NULL);
+		switch (opt) {
+		case 'H': c->home_arg = optarg; break;
+		case 'S': c->shm_arg = optarg; break;
+		case 'h':
+			ctl_usage_cmd(stdout, ctl_find_cmd(o->name));
+			o->help(o->ctx);
+			return CTL_OPT_HELP;
+		default: return opt;
+		}
+	}
+}
+
 /* Reports an unknown option or a missing argument from getopt_long (run
  * with opterr = 0) and returns EXIT_USAGE. */
 int ctl_bad_option(const char *cmd, int opt, char **argv)

@@ -152,6 +152,23 @@ static bool wait_arg(const char *cmd, const char *s, double *out)
 	return true;
 }
 
+/* What `vigilctl cleanup-zombies --help` prints after the usage line. */
+static void cleanup_help(const void *ctx)
+{
+	(void)ctx;
+	printf("\n"
+	       "Asks vigild (control request in coordination/control/queue/) to clean up\n"
+	       "every zombie worker, or only ID: the process is ended through its pidfd\n"
+	       "(SIGTERM, then SIGKILL after a grace), its slot freed, its spec removed from\n"
+	       "worker-specs/zombie/, its tokens returned.  Waits for vigild's answer, up to\n"
+	       "--wait-seconds W (default %g), and prints one line per worker\n"
+	       "  ID: RESULT (SIGNAL, N tokens returned)\n"
+	       "then vigild's message (--json: the answer as JSON).  Exit 0 when vigild\n"
+	       "reports success; 1 on failure, or when vigild is not running or does not\n"
+	       "answer in time (the request then stays queued).\n",
+	       VIGILCTL_CONTROL_WAIT_S);
+}
+
 int ctl_cmd_cleanup(int argc, char **argv, struct common *c)
 {
 	static const struct option opts[] = {
@@ -159,36 +176,20 @@ int ctl_cmd_cleanup(int argc, char **argv, struct common *c)
 		{"json", no_argument, NULL, 'j'},
 		COMMON_OPTIONS,
 	};
-	const struct cmd *self = ctl_find_cmd("cleanup-zombies");
+	static const struct ctl_opts parse = {"cleanup-zombies", ":h", opts, cleanup_help, NULL};
 	double wait_s = VIGILCTL_CONTROL_WAIT_S;
 	bool json = false;
 	char rb[300];
 	int opt;
-	optind = 0;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+	ctl_opt_begin();
+	while ((opt = ctl_opt_next(&parse, argc, argv, c)) != -1) {
 		switch (opt) {
 		case 'W':
 			if (!wait_arg("cleanup-zombies", optarg, &wait_s))
 				return EXIT_USAGE;
 			break;
 		case 'j': json = true; break;
-		case 'H': c->home_arg = optarg; break;
-		case 'S': c->shm_arg = optarg; break;
-		case 'h':
-			ctl_usage_cmd(stdout, self);
-			printf("\n"
-			       "Asks vigild (control request in coordination/control/queue/) to clean up\n"
-			       "every zombie worker, or only ID: the process is ended through its pidfd\n"
-			       "(SIGTERM, then SIGKILL after a grace), its slot freed, its spec removed from\n"
-			       "worker-specs/zombie/, its tokens returned.  Waits for vigild's answer, up to\n"
-			       "--wait-seconds W (default %g), and prints one line per worker\n"
-			       "  ID: RESULT (SIGNAL, N tokens returned)\n"
-			       "then vigild's message (--json: the answer as JSON).  Exit 0 when vigild\n"
-			       "reports success; 1 on failure, or when vigild is not running or does not\n"
-			       "answer in time (the request then stays queued).\n",
-			       VIGILCTL_CONTROL_WAIT_S);
-			return EXIT_OK;
+		case CTL_OPT_HELP: return EXIT_OK;
 		default: return ctl_bad_option("cleanup-zombies", opt, argv);
 		}
 	}
@@ -257,31 +258,32 @@ static int breaker_cmp(const void *a, const void *b)
 	return strcmp(((const struct breaker *)a)->type, ((const struct breaker *)b)->type);
 }
 
+/* What `vigilctl breakers --help` prints after the usage line. */
+static void breakers_help(const void *ctx)
+{
+	(void)ctx;
+	printf("\n"
+	       "Reads coordination/circuit-breakers/*.json and prints, sorted by type,\n"
+	       "  TYPE: STATE (N failures)\n"
+	       "(STATE closed, open or half_open; '?' where a file lacks the key).  Files\n"
+	       "that are not JSON objects are skipped with a warning.  --json prints an\n"
+	       "array of the breaker objects, in the same order.\n");
+}
+
 int ctl_cmd_breakers(int argc, char **argv, struct common *c)
 {
 	static const struct option opts[] = {
 		{"json", no_argument, NULL, 'j'},
 		COMMON_OPTIONS,
 	};
-	const struct cmd *self = ctl_find_cmd("breakers");
+	static const struct ctl_opts parse = {"breakers", ":h", opts, breakers_help, NULL};
 	bool json = false;
 	int opt;
-	optind = 0;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+	ctl_opt_begin();
+	while ((opt = ctl_opt_next(&parse, argc, argv, c)) != -1) {
 		switch (opt) {
 		case 'j': json = true; break;
-		case 'H': c->home_arg = optarg; break;
-		case 'S': c->shm_arg = optarg; break;
-		case 'h':
-			ctl_usage_cmd(stdout, self);
-			printf("\n"
-			       "Reads coordination/circuit-breakers/*.json and prints, sorted by type,\n"
-			       "  TYPE: STATE (N failures)\n"
-			       "(STATE closed, open or half_open; '?' where a file lacks the key).  Files\n"
-			       "that are not JSON objects are skipped with a warning.  --json prints an\n"
-			       "array of the breaker objects, in the same order.\n");
-			return EXIT_OK;
+		case CTL_OPT_HELP: return EXIT_OK;
 		default: return ctl_bad_option("breakers", opt, argv);
 		}
 	}
@@ -393,6 +395,18 @@ struct simple_control {
 	const char *what, *verb, *key, *noun, *prefix, *action, *help;
 };
 
+/* What `vigilctl breaker --help` and `vigilctl quarantine --help` print
+ * after the usage line: the command's own paragraph, then the waiting. */
+static void simple_control_help(const void *ctx)
+{
+	const struct simple_control *sc = ctx;
+	printf("\n%s\nWaits for vigild's answer up to --wait-seconds W (default %g) and prints its\n"
+	       "message (--json: the answer as JSON).  Exit 0 on success; 1 on failure, or\n"
+	       "when vigild is not running or does not answer in time (the request then\n"
+	       "stays queued).\n",
+	       sc->help, VIGILCTL_CONTROL_WAIT_S);
+}
+
 static int run_simple_control(const struct simple_control *sc, int argc, char **argv, struct common *c)
 {
 	static const struct option opts[] = {
@@ -400,31 +414,21 @@ static int run_simple_control(const struct simple_control *sc, int argc, char **
 		{"json", no_argument, NULL, 'j'},
 		COMMON_OPTIONS,
 	};
-	const struct cmd *self = ctl_find_cmd(sc->what);
+	const struct ctl_opts parse = {sc->what, ":h", opts, simple_control_help, sc};
 	double wait_s = VIGILCTL_CONTROL_WAIT_S;
 	bool json = false;
 	char rb[300], label[64];
 	snprintf(label, sizeof label, "%s %s", sc->what, sc->verb);
 	int opt;
-	optind = 0;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+	ctl_opt_begin();
+	while ((opt = ctl_opt_next(&parse, argc, argv, c)) != -1) {
 		switch (opt) {
 		case 'W':
 			if (!wait_arg(sc->what, optarg, &wait_s))
 				return EXIT_USAGE;
 			break;
 		case 'j': json = true; break;
-		case 'H': c->home_arg = optarg; break;
-		case 'S': c->shm_arg = optarg; break;
-		case 'h':
-			ctl_usage_cmd(stdout, self);
-			printf("\n%s\nWaits for vigild's answer up to --wait-seconds W (default %g) and prints its\n"
-			       "message (--json: the answer as JSON).  Exit 0 on success; 1 on failure, or\n"
-			       "when vigild is not running or does not answer in time (the request then\n"
-			       "stays queued).\n",
-			       sc->help, VIGILCTL_CONTROL_WAIT_S);
-			return EXIT_OK;
+		case CTL_OPT_HELP: return EXIT_OK;
 		default: return ctl_bad_option(sc->what, opt, argv);
 		}
 	}

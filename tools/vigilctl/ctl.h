@@ -85,6 +85,36 @@ struct cmd {
 	const char *help; /* one line */
 };
 
+/*
+ * The shared preamble of a command's option parsing.  Each command lists
+ * its own options, then COMMON_OPTIONS, and loops
+ *
+ *	ctl_opt_begin();
+ *	while ((opt = ctl_opt_next(&parse, argc, argv, c)) != -1)
+ *		switch (opt) { its own options...; case CTL_OPT_HELP: return EXIT_OK;
+ *		               default: return ctl_bad_option(name, opt, argv); }
+ *
+ * ctl_opt_next stores --home and --shm in c (the last one given wins, over
+ * the global ones before the command) and answers --help itself.
+ */
+struct ctl_opts {
+	const char *name;                /* the command's name in the table */
+	const char *shortopts;           /* ":h", or "+:h" to stop at the first operand */
+	const struct option *longopts;   /* the command's own, then COMMON_OPTIONS */
+	void (*help)(const void *ctx);   /* prints what follows the usage line */
+	const void *ctx;                 /* passed to help */
+};
+/* ctl_opt_next's answer once --help has been printed (not an option char). */
+#define CTL_OPT_HELP (-2)
+/* Starts parsing argv (argv[0] the command's name) with getopt_long,
+ * errors reported by the caller (opterr 0). */
+void ctl_opt_begin(void);
+/* The next option that is the command's own, '?' or ':' for an unknown
+ * option or a missing argument (for ctl_bad_option), CTL_OPT_HELP after
+ * printing `vigilctl NAME --help`, or -1 after the last option (optind is
+ * then the first operand). */
+int ctl_opt_next(const struct ctl_opts *o, int argc, char **argv, struct common *c);
+
 /* The last rows of every subcommand's option table: --home, --shm, --help
  * and the end. */
 #define COMMON_OPTIONS                                                                                     \

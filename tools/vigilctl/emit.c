@@ -432,6 +432,29 @@ out:
 	return EXIT_OK;
 }
 
+/* What `vigilctl emit --help` prints after the usage line. */
+static void emit_help(const void *ctx)
+{
+	(void)ctx;
+	printf("\n"
+	       "HEALTH and PROGRESS are integers 0..100.  The worker is process --pid\n"
+	       "(default: the parent of vigilctl, i.e. the calling shell); its type is\n"
+	       "--type, else $WORKER_TYPE, else 'shell'; its task --task-id, else $TASK_ID.\n"
+	       "The first emit for ID registers the worker in a free slot and waits up to\n"
+	       "2 s for vigild to verify it (vigild checks that this process descends from\n"
+	       "the worker pid); later emits beat that slot.  Prints nothing on success.\n"
+	       "A worker id that another running process holds is refused (exit 1).\n"
+	       "\n"
+	       "--stdin: no ID HEALTH PROGRESS operands; reads one 'ID HEALTH PROGRESS'\n"
+	       "line per beat and answers each with a line holding its exit code (0, 1\n"
+	       "or 2), until end of input or until the worker process ends.  This is the\n"
+	       "shell emitter's long-lived coprocess: a beat without a fork.  A line\n"
+	       "'ID detach' is the goodbye, as --detach.\n"
+	       "\n"
+	       "--detach ID: the clean goodbye of worker ID (pid --pid): vigild reports\n"
+	       "worker_detached, not worker_exited, and frees its slot.\n");
+}
+
 int ctl_cmd_emit(int argc, char **argv, struct common *c)
 {
 	static const struct option opts[] = {
@@ -442,42 +465,20 @@ int ctl_cmd_emit(int argc, char **argv, struct common *c)
 		{"detach", no_argument, NULL, 'd'},
 		COMMON_OPTIONS,
 	};
-	const struct cmd *self = ctl_find_cmd("emit");
+	static const struct ctl_opts parse = {"emit", ":h", opts, emit_help, NULL};
 	const char *pid_s = NULL, *type = NULL, *task = NULL;
 	bool from_stdin = false, detach = false;
 	char rb[300];
 	int opt;
-	optind = 0;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+	ctl_opt_begin();
+	while ((opt = ctl_opt_next(&parse, argc, argv, c)) != -1) {
 		switch (opt) {
 		case 'p': pid_s = optarg; break;
 		case 't': type = optarg; break;
 		case 'k': task = optarg; break;
 		case 'i': from_stdin = true; break;
 		case 'd': detach = true; break;
-		case 'H': c->home_arg = optarg; break;
-		case 'S': c->shm_arg = optarg; break;
-		case 'h':
-			ctl_usage_cmd(stdout, self);
-			printf("\n"
-			       "HEALTH and PROGRESS are integers 0..100.  The worker is process --pid\n"
-			       "(default: the parent of vigilctl, i.e. the calling shell); its type is\n"
-			       "--type, else $WORKER_TYPE, else 'shell'; its task --task-id, else $TASK_ID.\n"
-			       "The first emit for ID registers the worker in a free slot and waits up to\n"
-			       "2 s for vigild to verify it (vigild checks that this process descends from\n"
-			       "the worker pid); later emits beat that slot.  Prints nothing on success.\n"
-			       "A worker id that another running process holds is refused (exit 1).\n"
-			       "\n"
-			       "--stdin: no ID HEALTH PROGRESS operands; reads one 'ID HEALTH PROGRESS'\n"
-			       "line per beat and answers each with a line holding its exit code (0, 1\n"
-			       "or 2), until end of input or until the worker process ends.  This is the\n"
-			       "shell emitter's long-lived coprocess: a beat without a fork.  A line\n"
-			       "'ID detach' is the goodbye, as --detach.\n"
-			       "\n"
-			       "--detach ID: the clean goodbye of worker ID (pid --pid): vigild reports\n"
-			       "worker_detached, not worker_exited, and frees its slot.\n");
-			return EXIT_OK;
+		case CTL_OPT_HELP: return EXIT_OK;
 		default:
 			if (opt == '?' && optopt >= '0' && optopt <= '9') {
 				fprintf(stderr, "vigilctl emit: invalid value '%s': HEALTH and PROGRESS want an integer 0..100\n",

@@ -77,6 +77,25 @@ static json_t *metrics_per_type(const struct common *c)
 	return pt;
 }
 
+/* What `vigilctl metrics --help` prints after the usage line. */
+static void metrics_help(const void *ctx)
+{
+	(void)ctx;
+	printf("\n"
+	       "Reads coordination/metrics/heartbeat-monitor-metrics.json,\n"
+	       "worker-restart-metrics.json and auto-fix-daemon-metrics.json and prints\n"
+	       "them as 'key: value' lines under one heading per file (default), or as one\n"
+	       "JSON object {\"heartbeat\":...,\"restart\":...,\"autofix\":...} with null for a\n"
+	       "file not written yet (--json).\n"
+	       "\n"
+	       "--prom prints the Prometheus text exposition that vigild writes to\n"
+	       "coordination/metrics/vigil.prom (for node_exporter's textfile collector),\n"
+	       "rendered from the current files plus per-type figures read from the\n"
+	       "segment: vigil_workers, vigil_zombies, vigil_health_average and\n"
+	       "vigil_breaker_open, labelled worker_type.  Counters end in _total;\n"
+	       "durations are in seconds.  Exit 1 when no metrics file exists yet.\n");
+}
+
 int ctl_cmd_metrics(int argc, char **argv, struct common *c)
 {
 	static const struct option opts[] = {
@@ -84,33 +103,15 @@ int ctl_cmd_metrics(int argc, char **argv, struct common *c)
 		{"prom", no_argument, NULL, 'p'},
 		COMMON_OPTIONS,
 	};
-	const struct cmd *self = ctl_find_cmd("metrics");
+	static const struct ctl_opts parse = {"metrics", ":h", opts, metrics_help, NULL};
 	bool json = false, prom = false;
 	int opt;
-	optind = 0;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+	ctl_opt_begin();
+	while ((opt = ctl_opt_next(&parse, argc, argv, c)) != -1) {
 		switch (opt) {
 		case 'j': json = true; break;
 		case 'p': prom = true; break;
-		case 'H': c->home_arg = optarg; break;
-		case 'S': c->shm_arg = optarg; break;
-		case 'h':
-			ctl_usage_cmd(stdout, self);
-			printf("\n"
-			       "Reads coordination/metrics/heartbeat-monitor-metrics.json,\n"
-			       "worker-restart-metrics.json and auto-fix-daemon-metrics.json and prints\n"
-			       "them as 'key: value' lines under one heading per file (default), or as one\n"
-			       "JSON object {\"heartbeat\":...,\"restart\":...,\"autofix\":...} with null for a\n"
-			       "file not written yet (--json).\n"
-			       "\n"
-			       "--prom prints the Prometheus text exposition that vigild writes to\n"
-			       "coordination/metrics/vigil.prom (for node_exporter's textfile collector),\n"
-			       "rendered from the current files plus per-type figures read from the\n"
-			       "segment: vigil_workers, vigil_zombies, vigil_health_average and\n"
-			       "vigil_breaker_open, labelled worker_type.  Counters end in _total;\n"
-			       "durations are in seconds.  Exit 1 when no metrics file exists yet.\n");
-			return EXIT_OK;
+		case CTL_OPT_HELP: return EXIT_OK;
 		default: return ctl_bad_option("metrics", opt, argv);
 		}
 	}

@@ -45,6 +45,21 @@ static int spec_identity(const struct common *c, const char *id, char type[VIGIL
 	return 0;
 }
 
+/* What `vigilctl restart --help` prints after the usage line. */
+static void restart_help(const void *ctx)
+{
+	(void)ctx;
+	printf("\n"
+	       "Writes the runbook's restart request coordination/restart/queue/<ID>-restart.json\n"
+	       "(<ID>-restart-<ms>.json when one is already queued) and prints its path.\n"
+	       "vigild carries it out under the restart policy and circuit breaker, and\n"
+	       "records the outcome in coordination/metrics/worker-restart-history.jsonl.\n"
+	       "\n"
+	       "  --reason R     why (default 'manual')\n"
+	       "  --type T       worker type (default: from the worker's spec)\n"
+	       "  --task-id X    task id (default: from the worker's spec)\n");
+}
+
 int ctl_cmd_restart(int argc, char **argv, struct common *c)
 {
 	static const struct option opts[] = {
@@ -53,31 +68,17 @@ int ctl_cmd_restart(int argc, char **argv, struct common *c)
 		{"task-id", required_argument, NULL, 'k'},
 		COMMON_OPTIONS,
 	};
-	const struct cmd *self = ctl_find_cmd("restart");
+	static const struct ctl_opts parse = {"restart", ":h", opts, restart_help, NULL};
 	const char *reason = "manual", *type_arg = NULL, *task_arg = NULL;
 	char rb[300];
 	int opt;
-	optind = 0;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+	ctl_opt_begin();
+	while ((opt = ctl_opt_next(&parse, argc, argv, c)) != -1) {
 		switch (opt) {
 		case 'r': reason = optarg; break;
 		case 't': type_arg = optarg; break;
 		case 'k': task_arg = optarg; break;
-		case 'H': c->home_arg = optarg; break;
-		case 'S': c->shm_arg = optarg; break;
-		case 'h':
-			ctl_usage_cmd(stdout, self);
-			printf("\n"
-			       "Writes the runbook's restart request coordination/restart/queue/<ID>-restart.json\n"
-			       "(<ID>-restart-<ms>.json when one is already queued) and prints its path.\n"
-			       "vigild carries it out under the restart policy and circuit breaker, and\n"
-			       "records the outcome in coordination/metrics/worker-restart-history.jsonl.\n"
-			       "\n"
-			       "  --reason R     why (default 'manual')\n"
-			       "  --type T       worker type (default: from the worker's spec)\n"
-			       "  --task-id X    task id (default: from the worker's spec)\n");
-			return EXIT_OK;
+		case CTL_OPT_HELP: return EXIT_OK;
 		default: return ctl_bad_option("restart", opt, argv);
 		}
 	}

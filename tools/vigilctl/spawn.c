@@ -197,6 +197,28 @@ static int spawn_wait(const struct common *c, int queue_fd, const char *id, cons
 	return rc;
 }
 
+/* What `vigilctl spawn --help` prints after the usage line. */
+static void spawn_help(const void *ctx)
+{
+	(void)ctx;
+	printf("\n"
+	       "Writes coordination/spawn/queue/<worker_id>.json; vigild starts the worker\n"
+	       "when it reads it (at once if running, else when it starts), watches it, and\n"
+	       "restarts it with the same command, type and task.  Prints the worker id.\n"
+	       "\n"
+	       "  --type T       worker type (required)\n"
+	       "  --task-id X    task id (required)\n"
+	       "  --timeout S    seconds the worker may run (number > 0; default none)\n"
+	       "  --tokens N     token budget to allocate (integer >= 0; default 0)\n"
+	       "  --cwd DIR      working directory (default: the current one)\n"
+	       "  --id ID        worker id (default: worker-<T>-<NNN>, the first free NNN)\n"
+	       "  --wait         wait up to %d s until vigild has started the worker;\n"
+	       "                 exit 1 if it failed, is not running, or did not answer\n"
+	       "\n"
+	       "Ids, types and task ids: [A-Za-z0-9._-]{1,64}, not starting with '.'.\n",
+	       VIGILCTL_SPAWN_WAIT_S);
+}
+
 int ctl_cmd_spawn(int argc, char **argv, struct common *c)
 {
 	static const struct option opts[] = {
@@ -209,15 +231,14 @@ int ctl_cmd_spawn(int argc, char **argv, struct common *c)
 		{"wait", no_argument, NULL, 'w'},
 		COMMON_OPTIONS,
 	};
-	const struct cmd *self = ctl_find_cmd("spawn");
+	/* "+": options stop at CMD even without "--". */
+	static const struct ctl_opts parse = {"spawn", "+:h", opts, spawn_help, NULL};
 	const char *type = NULL, *task = NULL, *timeout_s = NULL, *tokens_s = NULL, *cwd_arg = NULL, *id_arg = NULL;
 	bool wait = false;
 	char rb[300];
 	int opt;
-	optind = 0;
-	opterr = 0;
-	/* '+': options stop at CMD even without "--". */
-	while ((opt = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+	ctl_opt_begin();
+	while ((opt = ctl_opt_next(&parse, argc, argv, c)) != -1) {
 		switch (opt) {
 		case 't': type = optarg; break;
 		case 'k': task = optarg; break;
@@ -226,27 +247,7 @@ int ctl_cmd_spawn(int argc, char **argv, struct common *c)
 		case 'C': cwd_arg = optarg; break;
 		case 'i': id_arg = optarg; break;
 		case 'w': wait = true; break;
-		case 'H': c->home_arg = optarg; break;
-		case 'S': c->shm_arg = optarg; break;
-		case 'h':
-			ctl_usage_cmd(stdout, self);
-			printf("\n"
-			       "Writes coordination/spawn/queue/<worker_id>.json; vigild starts the worker\n"
-			       "when it reads it (at once if running, else when it starts), watches it, and\n"
-			       "restarts it with the same command, type and task.  Prints the worker id.\n"
-			       "\n"
-			       "  --type T       worker type (required)\n"
-			       "  --task-id X    task id (required)\n"
-			       "  --timeout S    seconds the worker may run (number > 0; default none)\n"
-			       "  --tokens N     token budget to allocate (integer >= 0; default 0)\n"
-			       "  --cwd DIR      working directory (default: the current one)\n"
-			       "  --id ID        worker id (default: worker-<T>-<NNN>, the first free NNN)\n"
-			       "  --wait         wait up to %d s until vigild has started the worker;\n"
-			       "                 exit 1 if it failed, is not running, or did not answer\n"
-			       "\n"
-			       "Ids, types and task ids: [A-Za-z0-9._-]{1,64}, not starting with '.'.\n",
-			       VIGILCTL_SPAWN_WAIT_S);
-			return EXIT_OK;
+		case CTL_OPT_HELP: return EXIT_OK;
 		default: return ctl_bad_option("spawn", opt, argv);
 		}
 	}

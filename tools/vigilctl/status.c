@@ -77,32 +77,33 @@ static void print_text(const struct row *rows, size_t n)
 	}
 }
 
+/* What `vigilctl status --help` prints after the usage line. */
+static void status_help(const void *ctx)
+{
+	(void)ctx;
+	printf("\n"
+	       "One line per live worker (ACTIVE or ZOMBIE slot), highest health first, no\n"
+	       "header.  HEALTH is '-' and STATE 'new' until vigild has scored the worker.\n"
+	       "STATE: active, missed, timeout, zombie, new.  LAST_SEEN is UTC ISO 8601 or\n"
+	       "'never'.  --json prints an array of objects with worker_id, worker_type,\n"
+	       "task_id, pid, slot, state, health_score, progress, missed, beats, last_seen,\n"
+	       "last_seen_ms (null when unknown).\n");
+}
+
 int ctl_cmd_status(int argc, char **argv, struct common *c)
 {
 	static const struct option opts[] = {
 		{"json", no_argument, NULL, 'j'},
 		COMMON_OPTIONS,
 	};
-	const struct cmd *self = ctl_find_cmd("status");
+	static const struct ctl_opts parse = {"status", ":h", opts, status_help, NULL};
 	bool json = false;
 	int opt;
-	optind = 0;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+	ctl_opt_begin();
+	while ((opt = ctl_opt_next(&parse, argc, argv, c)) != -1) {
 		switch (opt) {
 		case 'j': json = true; break;
-		case 'H': c->home_arg = optarg; break;
-		case 'S': c->shm_arg = optarg; break;
-		case 'h':
-			ctl_usage_cmd(stdout, self);
-			printf("\n"
-			       "One line per live worker (ACTIVE or ZOMBIE slot), highest health first, no\n"
-			       "header.  HEALTH is '-' and STATE 'new' until vigild has scored the worker.\n"
-			       "STATE: active, missed, timeout, zombie, new.  LAST_SEEN is UTC ISO 8601 or\n"
-			       "'never'.  --json prints an array of objects with worker_id, worker_type,\n"
-			       "task_id, pid, slot, state, health_score, progress, missed, beats, last_seen,\n"
-			       "last_seen_ms (null when unknown).\n");
-			return EXIT_OK;
+		case CTL_OPT_HELP: return EXIT_OK;
 		default: return ctl_bad_option("status", opt, argv);
 		}
 	}

@@ -648,6 +648,33 @@ static int top_live(struct top *t)
 	return rc;
 }
 
+/* What `vigilctl top --help` prints after the usage line. */
+static void top_help(const void *ctx)
+{
+	(void)ctx;
+	printf("\n"
+	       "A full-screen view of the live workers, read from the shared-memory segment\n"
+	       "(a read-only mapping: vigild is never blocked) every %d ms.  The top lines\n"
+	       "show vigild's pid and ticks/s, the totals (workers, zombies, workers missing\n"
+	       "beats, workers not yet scored, beats/s) and the open circuit breakers; then\n"
+	       "one row per worker:\n"
+	       "  HEALTH (bar and score)  ID  TYPE  STATE  PROG  PID  AGE (since its last\n"
+	       "  beat)  BEAT/S (beats vigild saw per second since the last refresh)\n"
+	       "sorted worst first: zombies, then lowest health (--sort health, default);\n"
+	       "--sort id, age (longest silent first) or type; --reverse reverses.\n"
+	       "Zombies are shown in red, workers whose type's breaker is open in yellow.\n"
+	       "\n"
+	       "Keys: q quit, s next sort, t next type filter (all, then each type),\n"
+	       "r reverse, j/k or arrows scroll one row, PgUp/PgDn (b/space) one page,\n"
+	       "g/G top/bottom.  Ctrl-C also quits; the terminal is restored on exit,\n"
+	       "SIGINT, SIGTERM, SIGHUP and Ctrl-Z.\n"
+	       "\n"
+	       "--once prints one frame as plain text (no escapes, every row) and exits;\n"
+	       "it samples twice, %d ms apart, so that the rates are known.\n"
+	       "--type T shows only workers of type T.\n",
+	       TOP_REFRESH_MS, TOP_REFRESH_MS);
+}
+
 int ctl_cmd_top(int argc, char **argv, struct common *c)
 {
 	static const struct option opts[] = {
@@ -657,15 +684,14 @@ int ctl_cmd_top(int argc, char **argv, struct common *c)
 		{"reverse", no_argument, NULL, 'r'},
 		COMMON_OPTIONS,
 	};
-	const struct cmd *self = ctl_find_cmd("top");
+	static const struct ctl_opts parse = {"top", ":h", opts, top_help, NULL};
 	bool once = false, reverse = false;
 	const char *type = NULL;
 	int sort = SORT_HEALTH;
 	char rb[300];
 	int opt;
-	optind = 0;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+	ctl_opt_begin();
+	while ((opt = ctl_opt_next(&parse, argc, argv, c)) != -1) {
 		switch (opt) {
 		case '1': once = true; break;
 		case 't': type = optarg; break;
@@ -681,32 +707,7 @@ int ctl_cmd_top(int argc, char **argv, struct common *c)
 			}
 			break;
 		case 'r': reverse = true; break;
-		case 'H': c->home_arg = optarg; break;
-		case 'S': c->shm_arg = optarg; break;
-		case 'h':
-			ctl_usage_cmd(stdout, self);
-			printf("\n"
-			       "A full-screen view of the live workers, read from the shared-memory segment\n"
-			       "(a read-only mapping: vigild is never blocked) every %d ms.  The top lines\n"
-			       "show vigild's pid and ticks/s, the totals (workers, zombies, workers missing\n"
-			       "beats, workers not yet scored, beats/s) and the open circuit breakers; then\n"
-			       "one row per worker:\n"
-			       "  HEALTH (bar and score)  ID  TYPE  STATE  PROG  PID  AGE (since its last\n"
-			       "  beat)  BEAT/S (beats vigild saw per second since the last refresh)\n"
-			       "sorted worst first: zombies, then lowest health (--sort health, default);\n"
-			       "--sort id, age (longest silent first) or type; --reverse reverses.\n"
-			       "Zombies are shown in red, workers whose type's breaker is open in yellow.\n"
-			       "\n"
-			       "Keys: q quit, s next sort, t next type filter (all, then each type),\n"
-			       "r reverse, j/k or arrows scroll one row, PgUp/PgDn (b/space) one page,\n"
-			       "g/G top/bottom.  Ctrl-C also quits; the terminal is restored on exit,\n"
-			       "SIGINT, SIGTERM, SIGHUP and Ctrl-Z.\n"
-			       "\n"
-			       "--once prints one frame as plain text (no escapes, every row) and exits;\n"
-			       "it samples twice, %d ms apart, so that the rates are known.\n"
-			       "--type T shows only workers of type T.\n",
-			       TOP_REFRESH_MS, TOP_REFRESH_MS);
-			return EXIT_OK;
+		case CTL_OPT_HELP: return EXIT_OK;
 		default: return ctl_bad_option("top", opt, argv);
 		}
 	}
