@@ -25,7 +25,9 @@
  */
 #include "vigilctl/ctl.h"
 
-/* Subcommands. */
+/* The table of commands: `vigilctl NAME` runs fn; args and help are its
+ * synopsis and one line, for `vigilctl --help` and `vigilctl NAME --help`.
+ * The order is the order of `vigilctl --help`. */
 static const struct cmd cmds[] = {
 	{"status", ctl_cmd_status, "[--json] [--home DIR] [--shm NAME]",
 	 "list live workers: HEALTH% | ID | LAST_SEEN | TYPE | PID | STATE"},
@@ -53,8 +55,9 @@ static const struct cmd cmds[] = {
 };
 #define NCMDS (sizeof cmds / sizeof cmds[0])
 
-/* ---- small helpers ---------------------------------------------------- */
+/* ---- usage ----------------------------------------------------------- */
 
+/* `vigilctl --help`, or the usage error of a bare `vigilctl`, to out. */
 static void usage_main(FILE *out)
 {
 	fprintf(out,
@@ -73,11 +76,13 @@ static void usage_main(FILE *out)
 		"including usage errors), the monitoring-plugin convention.\n");
 }
 
+/* Contract in vigilctl/ctl.h. */
 void ctl_usage_cmd(FILE *out, const struct cmd *cmd)
 {
 	fprintf(out, "usage: vigilctl %s %s\n%s\n", cmd->name, cmd->args, cmd->help);
 }
 
+/* Contract in vigilctl/ctl.h. */
 const struct cmd *ctl_find_cmd(const char *name)
 {
 	for (size_t i = 0; i < NCMDS; i++)
@@ -88,6 +93,9 @@ const struct cmd *ctl_find_cmd(const char *name)
 
 /* ---- main -------------------------------------------------------------- */
 
+/* Parses the global options (--home and --shm before the command, --help,
+ * --version), then runs the command named next with the rest of argv (its
+ * name as argv[0]) through the table; the command's code is the exit code. */
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {

@@ -15,7 +15,9 @@ void ctl_opt_begin(void)
 	opterr = 0;
 }
 
-/* Contract in ctl.h. */
+/* Contract in ctl.h.  The loop ends: every getopt_long call consumes at
+ * least one element of argv, and it returns -1 past the last.  o->name is
+ * a row of the table (a constant of the command's own file). */
 int ctl_opt_next(const struct ctl_opts *o, int argc, char **argv, struct common *c)
 {
 	for (;;) {
@@ -157,8 +159,7 @@ int ctl_open_segment(const struct common *c, struct vigil_segment *seg, bool wri
 	return EXIT_FAIL;
 }
 
-
-/* ---- status ------------------------------------------------------------ */
+/* ---- reading a slot: status, check and top -------------------------------- */
 
 static const char *verdict_state(uint32_t verdict)
 {

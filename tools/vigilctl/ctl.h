@@ -78,6 +78,7 @@ struct common {
 
 typedef int (*cmd_fn)(int argc, char **argv, struct common *c);
 
+/* A row of the table of commands (tools/vigilctl.c). */
 struct cmd {
 	const char *name;
 	cmd_fn fn;

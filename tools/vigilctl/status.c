@@ -5,6 +5,7 @@
  */
 #include "ctl.h"
 
+/* status order: highest health first, then by id, then by slot. */
 static int row_cmp(const void *a, const void *b)
 {
 	const struct row *x = a, *y = b;
