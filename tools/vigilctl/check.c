@@ -6,6 +6,8 @@
  */
 #include "ctl.h"
 
+#include <limits.h>
+
 enum { CHECK_OK = 0, CHECK_WARNING = 1, CHECK_CRITICAL = 2, CHECK_UNKNOWN = 3 };
 static const char *const check_names[] = {"OK", "WARNING", "CRITICAL", "UNKNOWN"};
 

@@ -7,6 +7,10 @@
  */
 #include "ctl.h"
 
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+
 /* Contract in ctl.h.  optind 0, not 1: getopt_long then reinitialises,
  * which it must since main() has already parsed the global options. */
 void ctl_opt_begin(void)

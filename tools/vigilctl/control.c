@@ -6,6 +6,10 @@
  */
 #include "ctl.h"
 
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+
 /*
  * Queues coordination/control/queue/<prefix>-<ms>-<pid>.json =
  * {"request_id", "action", <fields...>, "created_at", "created_at_ms"} and

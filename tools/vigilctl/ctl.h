@@ -20,29 +20,20 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
-#include <limits.h>
-#include <signal.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <poll.h>
-#include <stdarg.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
-#include <termios.h>
+#include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
-#include "prom.h"
 #include "segment.h"
 #include "util.h"
 #include "vigil.h"

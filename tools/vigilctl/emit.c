@@ -6,6 +6,11 @@
  */
 #include "ctl.h"
 
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/syscall.h>
+
 /*
  * One beat into a slot that is ours (ACTIVE with generation gen): the same
  * word vigil_beat() stores, with the count one past the slot's current

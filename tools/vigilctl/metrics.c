@@ -5,6 +5,8 @@
  */
 #include "ctl.h"
 
+#include "prom.h"
+
 static const char *const metrics_files[METRICS_DOCS] = {
 	"heartbeat-monitor-metrics.json", "worker-restart-metrics.json", "auto-fix-daemon-metrics.json"};
 static const char *const metrics_names[METRICS_DOCS] = {"heartbeat", "restart", "autofix"};

@@ -5,6 +5,11 @@
  */
 #include "ctl.h"
 
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sys/stat.h>
+
 /*
  * Marks in used[] (VIGILCTL_ID_NUM_MAX + 1 entries) every N for which
  * dirfd holds "<prefix>N.json" with N written as "%03ld" would write it.

@@ -5,6 +5,13 @@
  */
 #include "ctl.h"
 
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <termios.h>
+
 /*
  * A live view of the segment, read-only.  Each refresh (every
  * TOP_REFRESH_MS) makes one pass over the slots, copying the live ones
