@@ -53,7 +53,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: vigil-bench [--quick] [--scenario NAME[,NAME...]] [--out DIR]\n"
 		"                   [--vigild PATH] [--vigilctl PATH] [--worker PATH]\n"
-		"                   [--fleet-sizes N[,N...]] [--fleet-seconds S] [--inject K]\n"
+		"                   [--fleet-sizes N[,N...]] [--fleet-seconds S] [--inject K] [--fleet-no-default]\n"
 		"                   [--scan-sizes N[,N...]] [--runbook-sizes N[,N...]]\n"
 		"                   [--restart-iterations N] [--verbose]\n"
 		"\n"
@@ -66,6 +66,7 @@ static void usage(FILE *f)
 		"  --fleet-sizes    worker counts of the fleet scenario (default 1000,5000; quick 50)\n"
 		"  --fleet-seconds  steady-state window (default 60; quick 3)\n"
 		"  --inject K       workers SIGKILLed and as many SIGSTOPped (default 10; quick 2)\n"
+		"  --fleet-no-default  skip the largest fleet's extra run under the runbook default policy\n"
 		"  --scan-sizes     slot counts (default 1000,10000,100000,1000000; quick 1000,10000)\n"
 		"  --runbook-sizes  spec files for the runbook loop (default 100,1000; quick 20)\n"
 		"  --restart-iterations  restarts measured per tick setting (default 40; quick 3)\n"
@@ -752,6 +753,7 @@ int main(int argc, char **argv)
 		{"fleet-sizes", required_argument, NULL, 'F'},
 		{"fleet-seconds", required_argument, NULL, 'S'},
 		{"inject", required_argument, NULL, 'K'},
+		{"fleet-no-default", no_argument, NULL, 'P'},
 		{"scan-sizes", required_argument, NULL, 'N'},
 		{"runbook-sizes", required_argument, NULL, 'R'},
 		{"restart-iterations", required_argument, NULL, 'I'},
@@ -774,6 +776,7 @@ int main(int argc, char **argv)
 		case 'F': fleet_s = optarg; break;
 		case 'S': fleet_secs = strtod(optarg, NULL); break;
 		case 'K': inject = strtol(optarg, NULL, 10); break;
+		case 'P': g_opts.fleet_no_default = true; break;
 		case 'N': scan_s = optarg; break;
 		case 'R': rb_s = optarg; break;
 		case 'I': iters = strtol(optarg, NULL, 10); break;
