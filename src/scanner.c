@@ -729,6 +729,52 @@ static void fast_refresh(struct vigil_scanner *s, uint32_t slot, uint64_t o, uin
 	f->next_v = next;
 }
 
+/* A LIVE slot in the common case (its fast record current, nothing due)
+ * whose beat word changed as a worker's beat changes it: same generation,
+ * not its first beat, health still above the minimum.  Credits the beat
+ * exactly as scan_slot would (last_seen, beats, progress, the view) and
+ * moves the record's deadline; false when anything else is the case, and
+ * the full path then looks. */
+static bool beat_as_expected(struct vigil_scanner *s, uint32_t slot, uint64_t o, uint64_t b, struct tick_ctx *t)
+{
+	struct vigil_watch *w = &s->watch[slot];
+	const struct vigil_heartbeat_policy *p = t->p;
+	if (vigil_owner_state(o) != VIGIL_SLOT_ACTIVE || vigil_beat_gen16(b) != (vigil_owner_gen(o) & 0xffffu) ||
+	    w->beats == 0)
+		return false;
+	uint32_t h = vigil_beat_health(b), pr = vigil_beat_progress(b);
+	h = h > 100 ? 100 : h;
+	pr = pr > 100 ? 100 : pr;
+	if ((double)h < p->min_health_score)
+		return false;
+	const uint64_t v = s->vclock_ns;
+	w->last_seen_v = v;
+	w->last_seen_unix_ms = t->real_ms;
+	w->credit_at_seen_ns = s->credit_ns_total;
+	w->beats++;
+	t->beats++;
+	w->reported_health = (uint8_t)h;
+	if (pr != w->progress)
+		w->progress_v = v; /* progress moved (no stall was reported: flags are 0) */
+	w->progress = (uint8_t)pr;
+	w->beat = b;
+	struct vigil_slot_view *vw = &s->seg->view[slot];
+	/* Relaxed, as in scan_slot: vigilctl wants recent values. */
+	atomic_store_explicit(&vw->last_seen_unix_ms, t->real_ms, memory_order_relaxed);
+	atomic_store_explicit(&vw->beats, w->beats, memory_order_relaxed);
+	atomic_store_explicit(&vw->progress, w->progress, memory_order_relaxed);
+	if (w->view_health != h)
+		view_set(s, slot, w, VIGIL_VERDICT_OK, h, 0);
+	uint64_t next = v + p->interval_ns;
+	if (p->progress_stall_ns > 0 && pr < 100 && w->progress_v + p->progress_stall_ns < next)
+		next = w->progress_v + p->progress_stall_ns;
+	struct vigil_fast *f = &s->fast[slot];
+	f->beat = b;
+	f->next_v = next;
+	t->live++;
+	return true;
+}
+
 /* The pass over slots [from, to): the dense compare first, the full path
  * only where a word changed or a deadline came (or all_full). */
 static void scan_range(struct vigil_scanner *s, uint32_t from, uint32_t to, bool all_full, struct tick_ctx *t)
@@ -743,10 +789,14 @@ static void scan_range(struct vigil_scanner *s, uint32_t from, uint32_t to, bool
 		 * publishes is read. */
 		uint64_t o = atomic_load_explicit(&hot[i].owner, memory_order_acquire);
 		uint64_t b = atomic_load_explicit(&hot[i].beat, memory_order_relaxed);
-		const struct vigil_fast *f = &fast[i];
-		if (o == f->owner && b == f->beat && v < f->next_v && !all_full) {
-			live += vigil_owner_state(o) == VIGIL_SLOT_ACTIVE;
-			continue;
+		struct vigil_fast *f = &fast[i];
+		if (o == f->owner && v < f->next_v && !all_full) {
+			if (b == f->beat) {
+				live += vigil_owner_state(o) == VIGIL_SLOT_ACTIVE;
+				continue;
+			}
+			if (beat_as_expected(s, i, o, b, t))
+				continue;
 		}
 		scan_slot(s, i, t);
 		if (vigil_owner_state(o) != VIGIL_SLOT_FREE && i >= s->high_water)
