@@ -272,6 +272,51 @@ static double mdelta(json_t *a, json_t *b, const char *k)
 	return bench_json_num(b, k) - bench_json_num(a, k);
 }
 
+/* Can this host run n workers at once?  NULL, or why not (for the result's
+ * "skipped" line): pid_max, the fd limit vigild inherits (one pidfd per
+ * worker), memory (about 1 MB per worker process, kernel structures
+ * included, with room to spare). */
+static const char *fleet_cannot(uint32_t n, char *why, size_t len)
+{
+	long pid_max = 0;
+	FILE *f = fopen("/proc/sys/kernel/pid_max", "r");
+	if (f != NULL) {
+		if (fscanf(f, "%ld", &pid_max) != 1)
+			pid_max = 0;
+		fclose(f);
+	}
+	if (pid_max > 0 && (uint64_t)pid_max < (uint64_t)n + 2000) {
+		snprintf(why, len, "kernel.pid_max is %ld: %u workers and the rest of the host do not fit", pid_max, n);
+		return why;
+	}
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t)n + 1024) {
+		snprintf(why, len, "RLIMIT_NOFILE is %llu (hard %llu): vigild needs one pidfd per worker (%u + its own)",
+			 (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max, n);
+		return why;
+	}
+	if (getrlimit(RLIMIT_NPROC, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t)n + 500 &&
+	    geteuid() != 0) {
+		snprintf(why, len, "RLIMIT_NPROC is %llu: %u worker processes do not fit", (unsigned long long)rl.rlim_cur,
+			 n);
+		return why;
+	}
+	long avail_kb = 0;
+	f = fopen("/proc/meminfo", "r");
+	if (f != NULL) {
+		char line[256];
+		while (fgets(line, sizeof line, f) != NULL)
+			if (sscanf(line, "MemAvailable: %ld kB", &avail_kb) == 1)
+				break;
+		fclose(f);
+	}
+	if (avail_kb > 0 && (uint64_t)avail_kb < (uint64_t)n * 1024) {
+		snprintf(why, len, "MemAvailable is %ld MiB: %u workers need about %u MiB", avail_kb / 1024, n, n);
+		return why;
+	}
+	return NULL;
+}
+
 /* defaults: the runbook's default policy (30/120/300 s) and workers whose
  * progress does not move, steady window only: what the spec rewrites cost. */
 static json_t *fleet_one(uint32_t n, double seconds, uint32_t k, bool defaults)
@@ -289,6 +334,14 @@ static json_t *fleet_one(uint32_t n, double seconds, uint32_t k, bool defaults)
 						  5, "min_health_score", 20, "tick_seconds", 0.1,
 						  "snapshot_interval_seconds", 1.0, "auto_fix", "dry_run"));
 	json_object_set_new(o, "worker_progress", json_string(defaults ? "constant" : "+1 per beat"));
+	{
+		char why[256];
+		if (fleet_cannot(n, why, sizeof why) != NULL) {
+			bench_log("fleet %u: skipped: %s", n, why);
+			json_object_set_new(o, "skipped", json_string(why));
+			return o;
+		}
+	}
 	char tag[32];
 	snprintf(tag, sizeof tag, "fleet%u%s", n, defaults ? "d" : "");
 	struct bench_home h;
@@ -656,9 +709,11 @@ json_t *bench_fleet(void)
 	json_t *arr = json_array();
 	uint32_t biggest = 0;
 	for (int i = 0; i < g_opts.n_fleet_sizes; i++) {
-		json_array_append_new(arr, fleet_one(g_opts.fleet_sizes[i], g_opts.fleet_seconds, g_opts.fleet_inject, false));
-		if (g_opts.fleet_sizes[i] > biggest)
+		json_t *r = fleet_one(g_opts.fleet_sizes[i], g_opts.fleet_seconds, g_opts.fleet_inject, false);
+		/* The default-policy run takes the largest fleet the host ran. */
+		if (json_object_get(r, "skipped") == NULL && g_opts.fleet_sizes[i] > biggest)
 			biggest = g_opts.fleet_sizes[i];
+		json_array_append_new(arr, r);
 	}
 	/* The same fleet under the runbook's default policy: the cost of the
 	 * scan and of the files that really change, without a rewrite of
