@@ -171,6 +171,7 @@ static void spec_write(struct vigil_action *a, struct vigil_worker *w, uint64_t 
 		w->w_progress = w->progress;
 		w->w_missed = w->missed;
 		w->w_last_seen_ms = w->last_seen_ms;
+		w->w_beats = w->beats;
 		w->w_written_ms = now_ms;
 	}
 }
@@ -717,9 +718,10 @@ void vigil_action_snapshot(struct vigil_action *a, bool force)
 	const uint32_t nslots = a->reg.slots;
 	if (cursor >= nslots)
 		cursor = 0;
-	/* Bounded: one visit per slot. */
+	const uint32_t start = cursor;
+	/* Bounded: one visit per slot, from where the refreshes stopped. */
 	for (uint32_t k = 0; k < nslots; k++) {
-		uint32_t i = cursor + k < nslots ? cursor + k : cursor + k - nslots;
+		uint32_t i = start + k < nslots ? start + k : start + k - nslots;
 		struct vigil_worker *w = a->reg.by_slot[i];
 		if (w == NULL)
 			continue;
@@ -739,7 +741,8 @@ void vigil_action_snapshot(struct vigil_action *a, bool force)
 			if (w->progress > 100)
 				w->progress = 100;
 		}
-		/* A change of state (status, missed, health band) is written in
+		/* A change of state (status, missed, health band, the first
+		 * beat: "has not beaten yet" is a state) is written in
 		 * this pass.  The moving fields (last_seen, beats, progress, the
 		 * exact health) are refreshed once they are spec_refresh_seconds
 		 * old, within the pass's budget (README, "Files"); the live values
@@ -747,7 +750,7 @@ void vigil_action_snapshot(struct vigil_action *a, bool force)
 		 * 5,000 beating, progressing workers from costing 5,000 file
 		 * writes a second. */
 		bool state = !w->spec_written || w->status != w->w_status || w->missed != w->w_missed ||
-			     health_band(w->health) != health_band(w->w_health);
+			     health_band(w->health) != health_band(w->w_health) || (w->beats > 0) != (w->w_beats > 0);
 		bool moving = w->progress != w->w_progress || w->last_seen_ms != w->w_last_seen_ms ||
 			      w->health != w->w_health;
 		bool refresh = moving && budget > 0 && now_ms >= w->w_written_ms + (bound_ms > 0 ? bound_ms : 1);
