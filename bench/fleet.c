@@ -365,11 +365,16 @@ static json_t *fleet_one(uint32_t n, double seconds, uint32_t k, bool defaults)
 		json_object_set_new(o, "error", json_string("setup failed"));
 		goto out;
 	}
-	char pol[512];
+	char pol[512], refresh[64] = "";
+	if (g_opts.fleet_spec_refresh > 0) {
+		snprintf(refresh, sizeof refresh, ", \"spec_refresh_seconds\": %g", g_opts.fleet_spec_refresh);
+		json_object_set_new(json_object_get(o, "policy"), "spec_refresh_seconds",
+				    json_real(g_opts.fleet_spec_refresh));
+	}
 	snprintf(pol, sizeof pol,
 		 "{\"heartbeat_interval_seconds\": %g, \"heartbeat_timeout_seconds\": %g, "
-		 "\"zombie_threshold_seconds\": %g, \"health_score_decay_rate\": 5, \"min_health_score\": 20}\n",
-		 interval, timeout, zombie);
+		 "\"zombie_threshold_seconds\": %g, \"health_score_decay_rate\": 5, \"min_health_score\": 20%s}\n",
+		 interval, timeout, zombie, refresh);
 	bench_home_policy(&h, "heartbeat-policy.json", pol);
 	bench_home_policy(&h, "auto-fix-policy.json", "{\"enabled\": true, \"dry_run\": true}\n");
 	if (bench_home_start(&h) < 0) {
@@ -558,6 +563,20 @@ static json_t *fleet_one(uint32_t n, double seconds, uint32_t k, bool defaults)
 		else
 			snprintf(dw.sched, sizeof dw.sched, "SCHED_OTHER");
 	}
+	struct tail t_hb, t_z;
+	memset(&t_hb, 0, sizeof t_hb);
+	memset(&t_z, 0, sizeof t_z);
+	bench_home_path(&h, "coordination/events/heartbeat-events.jsonl", t_hb.path, sizeof t_hb.path);
+	bench_home_path(&h, "coordination/events/zombie-cleanup-events.jsonl", t_z.path, sizeof t_z.path);
+	/* Registrations are not of interest: start the tails at the end,
+	 * before the first kill. */
+	{
+		struct stat st;
+		if (stat(t_hb.path, &st) == 0)
+			t_hb.off = st.st_size;
+		if (stat(t_z.path, &st) == 0)
+			t_z.off = st.st_size;
+	}
 	bench_sleep_ms(20); /* the watcher is in epoll_wait before the first kill */
 	c.t_kill_us = bench_real_us();
 	for (uint32_t i = 0; i < n; i++)
@@ -575,19 +594,6 @@ static json_t *fleet_one(uint32_t n, double seconds, uint32_t k, bool defaults)
 	 * At least zombie + 2 s in any case (the window in which false
 	 * verdicts are looked for).  The files are tailed meanwhile, so that
 	 * how late a verdict reached its file is measured, not guessed. */
-	struct tail t_hb, t_z;
-	memset(&t_hb, 0, sizeof t_hb);
-	memset(&t_z, 0, sizeof t_z);
-	bench_home_path(&h, "coordination/events/heartbeat-events.jsonl", t_hb.path, sizeof t_hb.path);
-	bench_home_path(&h, "coordination/events/zombie-cleanup-events.jsonl", t_z.path, sizeof t_z.path);
-	/* Registrations are not of interest: start the tails at the end. */
-	{
-		struct stat st;
-		if (stat(t_hb.path, &st) == 0)
-			t_hb.off = st.st_size;
-		if (stat(t_z.path, &st) == 0)
-			t_z.off = st.st_size;
-	}
 	c.old_read_ms = (double)c.t_stop_us / 1000.0 + (zombie + 2.0) * 1000.0;
 	uint32_t exits_in_file = 0, zombies_in_file = 0;
 	uint64_t imin = bench_mono_ns() + (uint64_t)((zombie + 2.0) * 1e9);

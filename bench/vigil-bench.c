@@ -54,6 +54,7 @@ static void usage(FILE *f)
 		"usage: vigil-bench [--quick] [--scenario NAME[,NAME...]] [--out DIR]\n"
 		"                   [--vigild PATH] [--vigilctl PATH] [--worker PATH]\n"
 		"                   [--fleet-sizes N[,N...]] [--fleet-seconds S] [--inject K] [--fleet-no-default]\n"
+		"                   [--spec-refresh S]\n"
 		"                   [--scan-sizes N[,N...]] [--runbook-sizes N[,N...]]\n"
 		"                   [--restart-iterations N] [--verbose]\n"
 		"\n"
@@ -67,6 +68,7 @@ static void usage(FILE *f)
 		"  --fleet-seconds  steady-state window (default 60; quick 3)\n"
 		"  --inject K       workers SIGKILLed and as many SIGSTOPped (default 10; quick 2)\n"
 		"  --fleet-no-default  skip the largest fleet's extra run under the runbook default policy\n"
+		"  --spec-refresh S spec_refresh_seconds in the fleet's heartbeat policy (default: vigild's, 60)\n"
 		"  --scan-sizes     slot counts (default 1000,10000,100000,1000000; quick 1000,10000)\n"
 		"  --runbook-sizes  spec files for the runbook loop (default 100,1000; quick 20)\n"
 		"  --restart-iterations  restarts measured per tick setting (default 40; quick 3)\n"
@@ -772,6 +774,7 @@ int main(int argc, char **argv)
 		{"fleet-seconds", required_argument, NULL, 'S'},
 		{"inject", required_argument, NULL, 'K'},
 		{"fleet-no-default", no_argument, NULL, 'P'},
+		{"spec-refresh", required_argument, NULL, 'Z'},
 		{"scan-sizes", required_argument, NULL, 'N'},
 		{"runbook-sizes", required_argument, NULL, 'R'},
 		{"restart-iterations", required_argument, NULL, 'I'},
@@ -795,6 +798,7 @@ int main(int argc, char **argv)
 		case 'S': fleet_secs = strtod(optarg, NULL); break;
 		case 'K': inject = strtol(optarg, NULL, 10); break;
 		case 'P': g_opts.fleet_no_default = true; break;
+		case 'Z': g_opts.fleet_spec_refresh = strtod(optarg, NULL); break;
 		case 'N': scan_s = optarg; break;
 		case 'R': rb_s = optarg; break;
 		case 'I': iters = strtol(optarg, NULL, 10); break;
