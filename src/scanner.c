@@ -11,6 +11,17 @@
  *   missed     = floor((now - last_seen) / interval)
  *   health     = clamp(reported - decay * missed, 0, 100)
  *
+ * The common case costs a couple of loads and compares: per slot the pass
+ * first compares the owner and beat words and the virtual clock with a
+ * dense 24-byte record (struct vigil_fast: the words last seen and the next
+ * instant at which anything can fall due).  Unchanged and nothing due: the
+ * slot is counted and skipped; a beat as expected is credited right there
+ * (beat_as_expected); everything else (flags, claims, deadlines, commands,
+ * exits, a new policy) takes the full path (scan_slot), which rewrites the
+ * record.  Free slots above the highest slot ever used (or the header's
+ * claim hint, where self-registration looks first) are visited
+ * VIGIL_SCAN_SWEEP_CHUNK per tick in rotation.
+ *
  * Each verdict becomes true at an instant (last_seen + threshold) and is
  * reported at the first tick at or after it: never before, and at most one
  * tick late (plus scheduling noise), which is why the tick is at most a
@@ -706,7 +717,7 @@ static void fast_refresh(struct vigil_scanner *s, uint32_t slot, uint64_t o, uin
 	const struct vigil_heartbeat_policy *p = t->p;
 	uint32_t st = vigil_owner_state(o);
 	uint64_t next = 0;
-	if (w->flags != 0 || o != w->owner) {
+	if ((w->flags & ~VIGIL_WF_STALL) != 0 || o != w->owner) {
 		next = 0; /* a verdict under way, an exit to report, an owner we have not taken in */
 	} else if (w->mode == VIGIL_WATCH_IDLE && st == VIGIL_SLOT_FREE) {
 		next = UINT64_MAX; /* free: only a claim (the owner word) changes that */
@@ -718,7 +729,9 @@ static void fast_refresh(struct vigil_scanner *s, uint32_t slot, uint64_t o, uin
 		/* The common case of scan_slot holds until an interval is missed
 		 * or progress has stalled long enough to report. */
 		next = w->last_seen_v + p->interval_ns;
-		if (p->progress_stall_ns > 0 && w->progress < 100) {
+		/* A stall already reported (VIGIL_WF_STALL) is not due again
+		 * until progress moves, which a changed beat word shows. */
+		if (p->progress_stall_ns > 0 && w->progress < 100 && !(w->flags & VIGIL_WF_STALL)) {
 			uint64_t ps = w->progress_v + p->progress_stall_ns;
 			if (ps < next)
 				next = ps;
@@ -754,8 +767,10 @@ static bool beat_as_expected(struct vigil_scanner *s, uint32_t slot, uint64_t o,
 	w->beats++;
 	t->beats++;
 	w->reported_health = (uint8_t)h;
-	if (pr != w->progress)
-		w->progress_v = v; /* progress moved (no stall was reported: flags are 0) */
+	if (pr != w->progress) {
+		w->progress_v = v; /* progress moved: a new stall episode may start */
+		w->flags &= (uint16_t)~VIGIL_WF_STALL;
+	}
 	w->progress = (uint8_t)pr;
 	w->beat = b;
 	struct vigil_slot_view *vw = &s->seg->view[slot];
@@ -766,7 +781,8 @@ static bool beat_as_expected(struct vigil_scanner *s, uint32_t slot, uint64_t o,
 	if (w->view_health != h)
 		view_set(s, slot, w, VIGIL_VERDICT_OK, h, 0);
 	uint64_t next = v + p->interval_ns;
-	if (p->progress_stall_ns > 0 && pr < 100 && w->progress_v + p->progress_stall_ns < next)
+	if (p->progress_stall_ns > 0 && pr < 100 && !(w->flags & VIGIL_WF_STALL) &&
+	    w->progress_v + p->progress_stall_ns < next)
 		next = w->progress_v + p->progress_stall_ns;
 	struct vigil_fast *f = &s->fast[slot];
 	f->beat = b;
