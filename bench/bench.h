@@ -38,6 +38,8 @@ struct bench_opts {
 	int n_fleet_sizes;
 	double fleet_seconds;
 	uint32_t fleet_inject;        /* k: SIGKILL k, SIGSTOP k */
+	bool fleet_no_default;
+	double fleet_spec_refresh;    /* --spec-refresh S: spec_refresh_seconds in the fleet's policy (0: vigild's default) */        /* --fleet-no-default: skip the runbook-default-policy run */
 	/* scan */
 	uint32_t scan_sizes[8];
 	int n_scan_sizes;

@@ -8,13 +8,13 @@
  * not also flood the log), and monitoring goes on: the scanner never waits
  * for this thread.
  *
- * Spec files are rewritten only when something in them changed, at most
- * once per snapshot interval, except for the moments an operator must see
- * at once: a new worker, a zombie moving from active/ to zombie/, and a
- * worker leaving.  last_seen and progress in a file lag the live values
- * (the segment, which `vigilctl status` reads) by up to one heartbeat
- * interval; that is what keeps 5,000 beating workers from costing 5,000
- * file writes a second.
+ * Spec files are rewritten when their state changed (status, missed,
+ * health band), at most once per snapshot interval, except for the moments
+ * an operator must see at once: a new worker, a zombie moving from active/
+ * to zombie/, and a worker leaving.  last_seen, beats and progress in a
+ * file lag the live values (the segment, which `vigilctl status` reads) by
+ * up to spec_refresh_seconds (README "Files"); that is what keeps 5,000
+ * beating workers from costing 5,000 file writes a second.
  */
 #define _GNU_SOURCE
 #include "action.h"
@@ -158,7 +158,9 @@ static void spec_write(struct vigil_action *a, struct vigil_worker *w, uint64_t 
 		return;
 	}
 	int dir = w->status == VIGIL_STATUS_ZOMBIE ? a->zombie_fd : a->active_fd;
-	int rc = vigil_fs_replace_json(dir, name, o);
+	/* Written over the spec's shadow and swapped in (no inode allocated
+	 * per write; see vigil_fs_replace_shadow). */
+	int rc = vigil_fs_replace_json_shadow(dir, name, o);
 	json_decref(o);
 	note_write(a, rc, name);
 	if (rc == 0) {
@@ -169,6 +171,7 @@ static void spec_write(struct vigil_action *a, struct vigil_worker *w, uint64_t 
 		w->w_progress = w->progress;
 		w->w_missed = w->missed;
 		w->w_last_seen_ms = w->last_seen_ms;
+		w->w_beats = w->beats;
 		w->w_written_ms = now_ms;
 	}
 }
@@ -253,6 +256,8 @@ static json_t *event_json(const char *name, const struct vigil_worker *w, const 
 		json_object_set_new(o, "stall_credit_ms", json_integer((json_int_t)ev->stall_credit_ms));
 	}
 	vigil_json_stamp(o, "timestamp", "timestamp_ms", ev->unix_ms);
+	if (ev->unix_us != 0) /* exits and detaches: when the pidfd woke the scanner */
+		json_object_set_new(o, "timestamp_us", json_integer((json_int_t)ev->unix_us));
 	return o;
 }
 
@@ -677,11 +682,47 @@ static json_t *metrics_write(struct vigil_action *a, uint64_t now_ms)
 	return o;
 }
 
+/* The health band a spec's rewrite follows at once: tens of points (a
+ * worker reporting 97, 95, 98 is not rewritten for each).  The exact
+ * figure is refreshed with the moving fields. */
+static uint32_t health_band(uint32_t h)
+{
+	return h >= 100 ? 10 : h / 10;
+}
+
+/* How many specs whose moving fields alone are stale a snapshot pass may
+ * refresh: twice the steady rate (count x snapshot interval / bound), so
+ * that a fleet registered at once is spread over half a bound instead of
+ * rewritten in one burst every bound, and any backlog drains. */
+static uint32_t refresh_budget(const struct vigil_action *a)
+{
+	uint64_t bound_ns = a->hb.spec_refresh_ns > 0 ? a->hb.spec_refresh_ns : 1;
+	uint64_t per = ((uint64_t)a->reg.count * a->hb.snapshot_ns + bound_ns - 1) / bound_ns;
+	per = per * 2 + 1;
+	return per > UINT32_MAX ? UINT32_MAX : (uint32_t)per;
+}
+
+/* Events are handed to their files between spec writes, every this many:
+ * a verdict must not wait for a pass over thousands of specs. */
+#define SNAPSHOT_DRAIN_EVERY 64u
+
 void vigil_action_snapshot(struct vigil_action *a, bool force)
 {
 	uint64_t now_ms = vigil_unix_ms();
-	uint64_t lag_ms = a->hb.interval_ns / VIGIL_NS_PER_MS;
-	for (uint32_t i = 0; i < a->reg.slots; i++) {
+	uint64_t bound_ms = a->hb.spec_refresh_ns / VIGIL_NS_PER_MS;
+	uint32_t budget = force ? UINT32_MAX : refresh_budget(a);
+	uint32_t written = 0;
+	/* Where the last pass's refreshes stopped: refreshes go round the
+	 * slots, so that a budget smaller than the stale crowd serves the
+	 * oldest first in turn.  One action thread: a static is enough. */
+	static uint32_t cursor;
+	const uint32_t nslots = a->reg.slots;
+	if (cursor >= nslots)
+		cursor = 0;
+	const uint32_t start = cursor;
+	/* Bounded: one visit per slot, from where the refreshes stopped. */
+	for (uint32_t k = 0; k < nslots; k++) {
+		uint32_t i = start + k < nslots ? start + k : start + k - nslots;
 		struct vigil_worker *w = a->reg.by_slot[i];
 		if (w == NULL)
 			continue;
@@ -701,18 +742,30 @@ void vigil_action_snapshot(struct vigil_action *a, bool force)
 			if (w->progress > 100)
 				w->progress = 100;
 		}
-		/* Status, health and missed are rewritten within one snapshot
-		 * interval; last_seen and progress, which move with every beat,
-		 * at most once per heartbeat interval (the live values are in the
-		 * segment: vigilctl status/top).  That is what keeps 5,000
-		 * beating, progressing workers from costing 5,000 file writes a
-		 * second. */
-		bool lagging = (w->progress != w->w_progress || w->last_seen_ms != w->w_last_seen_ms) &&
-			       now_ms >= w->w_written_ms + (lag_ms > 0 ? lag_ms : 1);
-		bool changed = !w->spec_written || w->status != w->w_status || w->health != w->w_health ||
-			       w->missed != w->w_missed || lagging;
-		if (changed || force)
+		/* A change of state (status, missed, health band, the first
+		 * beat: "has not beaten yet" is a state) is written in
+		 * this pass.  The moving fields (last_seen, beats, progress, the
+		 * exact health) are refreshed once they are spec_refresh_seconds
+		 * old, within the pass's budget (README, "Files"); the live values
+		 * are in the segment (vigilctl status/top).  That is what keeps
+		 * 5,000 beating, progressing workers from costing 5,000 file
+		 * writes a second. */
+		bool state = !w->spec_written || w->status != w->w_status || w->missed != w->w_missed ||
+			     health_band(w->health) != health_band(w->w_health) || (w->beats > 0) != (w->w_beats > 0);
+		bool moving = w->progress != w->w_progress || w->last_seen_ms != w->w_last_seen_ms ||
+			      w->health != w->w_health;
+		bool refresh = moving && budget > 0 && now_ms >= w->w_written_ms + (bound_ms > 0 ? bound_ms : 1);
+		if (state || refresh || force) {
+			if (!state && !force) {
+				budget--;
+				cursor = i + 1;
+			}
 			spec_write(a, w, now_ms);
+			/* Not in the forced passes of start and stop: there the
+			 * scanner is not running, the caller drained already. */
+			if (!force && ++written % SNAPSHOT_DRAIN_EVERY == 0)
+				vigil_action_drain(a); /* may remove workers: by_slot is read afresh each turn */
+		}
 	}
 	json_t *hb = metrics_write(a, now_ms);
 	json_t *rs = vigil_restart_write_metrics(a, now_ms);

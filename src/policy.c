@@ -87,6 +87,7 @@ static const struct field heartbeat_fields[] = {
 	{ ROW(HB, host_stall_share, FIELD_NUMBER, 0, 1, 0.5), .min_open = true },
 	{ ROW(HB, host_stall_min_workers, FIELD_U32, 1, 1000000, 4) },
 	{ ROW(HB, progress_stall_seconds, FIELD_NUMBER, 0, 2592000, 600) },
+	{ ROW(HB, spec_refresh_seconds, FIELD_NUMBER, 0.01, 86400, 60) },
 };
 
 static const struct field restart_fields[] = {
@@ -389,6 +390,7 @@ static void heartbeat_derive(void *v)
 	p->zombie_ns = seconds_to_ns(p->zombie_threshold_seconds);
 	p->snapshot_ns = seconds_to_ns(p->snapshot_interval_seconds);
 	p->progress_stall_ns = seconds_to_ns(p->progress_stall_seconds);
+	p->spec_refresh_ns = seconds_to_ns(p->spec_refresh_seconds);
 	uint64_t tick = seconds_to_ns(p->tick_seconds);
 	if (tick > p->interval_ns / 4)
 		tick = p->interval_ns / 4;

@@ -49,11 +49,14 @@ struct vigil_heartbeat_policy {
 	double host_stall_share;             /* default 0.5, range (0, 1] */
 	uint32_t host_stall_min_workers;     /* default 4,   integer range [1, 1000000] */
 	double progress_stall_seconds;       /* default 600, range [0, 2592000]; 0 = off */
+	double spec_refresh_seconds;         /* default 60, range [0.01, 86400]: how stale a spec's moving
+					      * fields (last_seen, beats, progress) may get (README) */
 	/* derived, filled by parse/defaults/load: round(seconds * 1e9) */
 	uint64_t interval_ns, timeout_ns, zombie_ns;
 	uint64_t tick_ns;     /* effective: max(0.25 ms, min(tick_seconds, interval / 4)) */
 	uint64_t snapshot_ns;
 	uint64_t progress_stall_ns; /* 0 = off */
+	uint64_t spec_refresh_ns;
 };
 
 struct vigil_restart_policy {

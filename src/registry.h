@@ -61,6 +61,7 @@ struct vigil_worker {
 	uint8_t w_status;
 	uint32_t w_health, w_progress, w_missed;
 	uint64_t w_last_seen_ms;
+	uint64_t w_beats;       /* 0 in the file = "has not beaten yet", a state of its own */
 	uint64_t w_written_ms;  /* when the spec was last written */
 };
 

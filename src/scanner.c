@@ -11,6 +11,17 @@
  *   missed     = floor((now - last_seen) / interval)
  *   health     = clamp(reported - decay * missed, 0, 100)
  *
+ * The common case costs a couple of loads and compares: per slot the pass
+ * first compares the owner and beat words and the virtual clock with a
+ * dense 24-byte record (struct vigil_fast: the words last seen and the next
+ * instant at which anything can fall due).  Unchanged and nothing due: the
+ * slot is counted and skipped; a beat as expected is credited right there
+ * (beat_as_expected); everything else (flags, claims, deadlines, commands,
+ * exits, a new policy) takes the full path (scan_slot), which rewrites the
+ * record.  Free slots above the highest slot ever used (or the header's
+ * claim hint, where self-registration looks first) are visited
+ * VIGIL_SCAN_SWEEP_CHUNK per tick in rotation.
+ *
  * Each verdict becomes true at an instant (last_seen + threshold) and is
  * reported at the first tick at or after it: never before, and at most one
  * tick late (plus scheduling noise), which is why the tick is at most a
@@ -86,6 +97,7 @@ _Static_assert((VIGIL_EV_RING_SIZE & (VIGIL_EV_RING_SIZE - 1)) == 0, "ck_ring ne
 _Static_assert((VIGIL_CMD_RING_SIZE & (VIGIL_CMD_RING_SIZE - 1)) == 0, "ck_ring needs a power of two");
 _Static_assert(sizeof(struct vigil_event) % 8 == 0, "events copy as whole words");
 _Static_assert(sizeof(struct vigil_watch) <= 96, "scanner memory per slot stays small");
+_Static_assert(sizeof(struct vigil_fast) == 24, "the dense record is three words");
 
 /* ---- health arithmetic ------------------------------------------------- */
 
@@ -240,6 +252,13 @@ static void watch_reset(struct vigil_watch *w)
 	w->pidfd = -1;
 }
 
+/* Something outside a tick's pass changed the slot's watch (an exit, a
+ * command, a look, a verdict): its next look takes the full path. */
+static inline void fast_forget(struct vigil_scanner *s, uint32_t slot)
+{
+	s->fast[slot].next_v = 0;
+}
+
 static void view_set(struct vigil_scanner *s, uint32_t slot, struct vigil_watch *w, uint32_t verdict,
 		     uint32_t health, uint32_t missed)
 {
@@ -283,8 +302,13 @@ static uint64_t due_to_unix_ms(const struct vigil_scanner *s, uint64_t due_v, ui
 	return late_ms < real_ms ? real_ms - late_ms : real_ms;
 }
 
-static bool report_exit(struct vigil_scanner *s, uint32_t slot, uint64_t real_ms, bool *woke)
+/* real_us: when the exit was learnt (the pidfd's epoll wake-up, or the
+ * tick that retries a deferred one), stamped into the event to the
+ * microsecond so that SIGKILL -> worker_exited can be measured below a
+ * millisecond (bench/README.md). */
+static bool report_exit(struct vigil_scanner *s, uint32_t slot, uint64_t real_us, bool *woke)
 {
+	const uint64_t real_ms = real_us / 1000u;
 	struct vigil_watch *w = &s->watch[slot];
 	struct vigil_event ev;
 	/* A goodbye written before the exit is a detach, whichever of the
@@ -295,6 +319,7 @@ static bool report_exit(struct vigil_scanner *s, uint32_t slot, uint64_t real_ms
 	uint64_t o = atomic_load_explicit(&s->seg->hot[slot].owner, memory_order_acquire);
 	bool goodbye = vigil_owner_gen(o) == vigil_owner_gen(w->owner) && vigil_owner_state(o) == VIGIL_SLOT_DETACHED;
 	event_base(&ev, goodbye ? VIGIL_EV_DETACHED : VIGIL_EV_EXITED, slot, w, real_ms);
+	ev.unix_us = real_us;
 	ev.health_score = w->view_health;
 	ev.missed = w->view_missed;
 	if (w->pidfd >= 0) {
@@ -319,6 +344,7 @@ static bool report_exit(struct vigil_scanner *s, uint32_t slot, uint64_t real_ms
 		vigil_segment_slot_free(s->seg, slot, o);
 	view_set(s, slot, w, goodbye ? VIGIL_VERDICT_DETACHED : VIGIL_VERDICT_EXITED, w->view_health, w->view_missed);
 	watch_reset(w);
+	fast_forget(s, slot);
 	return true;
 }
 
@@ -343,6 +369,11 @@ static void drain_commands(struct vigil_scanner *s)
 		if (!ck_ring_dequeue_spsc_vigil_command(&s->cmd_ring, s->cmd_buf, &c))
 			break;
 		struct vigil_watch *w = c.slot < s->seg->slots ? &s->watch[c.slot] : NULL;
+		if (w != NULL) {
+			fast_forget(s, c.slot);
+			if (c.slot >= s->high_water)
+				s->high_water = c.slot + 1; /* vigild spawned into it: visit it every tick */
+		}
 		bool match = w != NULL && w->mode != VIGIL_WATCH_IDLE && vigil_owner_gen(w->owner) == c.gen;
 		if (c.kind == VIGIL_CMD_WATCH) {
 			if (!match || w->pidfd >= 0) {
@@ -449,6 +480,7 @@ static void start_tracking(struct vigil_scanner *s, uint32_t slot, uint64_t o, u
 struct tick_ctx {
 	const struct vigil_heartbeat_policy *p;
 	uint64_t real_ms;
+	uint64_t real_us; /* the same instant as real_ms */
 	uint32_t live;
 	uint32_t ncand;   /* zombie candidates (s->candidates) */
 	uint32_t nsilent; /* silent, and zombies within one interval (candidates included) */
@@ -466,7 +498,7 @@ static void scan_slot(struct vigil_scanner *s, uint32_t slot, struct tick_ctx *t
 	uint32_t st = vigil_owner_state(o);
 
 	if (w->flags & VIGIL_WF_EXIT) {
-		if (report_exit(s, slot, t->real_ms, &t->woke))
+		if (report_exit(s, slot, t->real_us, &t->woke))
 			return;
 	}
 	if (w->mode != VIGIL_WATCH_IDLE &&
@@ -673,6 +705,123 @@ static void scan_slot(struct vigil_scanner *s, uint32_t slot, struct tick_ctx *t
 	view_set(s, slot, w, verdict, health, missed);
 }
 
+/* After the full path: when the slot is in a state in which, with its
+ * words unchanged, nothing falls due before a known instant, record that
+ * instant (see struct vigil_fast).  o and b are the words the pass read
+ * before the full path: if the slot changed since, they differ from the
+ * slot and the next tick takes the full path again (never the reverse). */
+static void fast_refresh(struct vigil_scanner *s, uint32_t slot, uint64_t o, uint64_t b, const struct tick_ctx *t)
+{
+	const struct vigil_watch *w = &s->watch[slot];
+	struct vigil_fast *f = &s->fast[slot];
+	const struct vigil_heartbeat_policy *p = t->p;
+	uint32_t st = vigil_owner_state(o);
+	uint64_t next = 0;
+	if ((w->flags & ~VIGIL_WF_STALL) != 0 || o != w->owner) {
+		next = 0; /* a verdict under way, an exit to report, an owner we have not taken in */
+	} else if (w->mode == VIGIL_WATCH_IDLE && st == VIGIL_SLOT_FREE) {
+		next = UINT64_MAX; /* free: only a claim (the owner word) changes that */
+	} else if (w->mode == VIGIL_WATCH_ZOMBIE && st == VIGIL_SLOT_ZOMBIE) {
+		next = UINT64_MAX; /* declared: only an exit, a goodbye or cleanup changes that */
+	} else if (w->mode == VIGIL_WATCH_LIVE && st == VIGIL_SLOT_ACTIVE && b == w->beat &&
+		   (double)w->reported_health >= p->min_health_score && w->view_verdict == VIGIL_VERDICT_OK &&
+		   w->view_missed == 0 && w->view_health == w->reported_health) {
+		/* The common case of scan_slot holds until an interval is missed
+		 * or progress has stalled long enough to report. */
+		next = w->last_seen_v + p->interval_ns;
+		/* A stall already reported (VIGIL_WF_STALL) is not due again
+		 * until progress moves, which a changed beat word shows. */
+		if (p->progress_stall_ns > 0 && w->progress < 100 && !(w->flags & VIGIL_WF_STALL)) {
+			uint64_t ps = w->progress_v + p->progress_stall_ns;
+			if (ps < next)
+				next = ps;
+		}
+	}
+	f->owner = o;
+	f->beat = b;
+	f->next_v = next;
+}
+
+/* A LIVE slot in the common case (its fast record current, nothing due)
+ * whose beat word changed as a worker's beat changes it: same generation,
+ * not its first beat, health still above the minimum.  Credits the beat
+ * exactly as scan_slot would (last_seen, beats, progress, the view) and
+ * moves the record's deadline; false when anything else is the case, and
+ * the full path then looks. */
+static bool beat_as_expected(struct vigil_scanner *s, uint32_t slot, uint64_t o, uint64_t b, struct tick_ctx *t)
+{
+	struct vigil_watch *w = &s->watch[slot];
+	const struct vigil_heartbeat_policy *p = t->p;
+	if (vigil_owner_state(o) != VIGIL_SLOT_ACTIVE || vigil_beat_gen16(b) != (vigil_owner_gen(o) & 0xffffu) ||
+	    w->beats == 0)
+		return false;
+	uint32_t h = vigil_beat_health(b), pr = vigil_beat_progress(b);
+	h = h > 100 ? 100 : h;
+	pr = pr > 100 ? 100 : pr;
+	if ((double)h < p->min_health_score)
+		return false;
+	const uint64_t v = s->vclock_ns;
+	w->last_seen_v = v;
+	w->last_seen_unix_ms = t->real_ms;
+	w->credit_at_seen_ns = s->credit_ns_total;
+	w->beats++;
+	t->beats++;
+	w->reported_health = (uint8_t)h;
+	if (pr != w->progress) {
+		w->progress_v = v; /* progress moved: a new stall episode may start */
+		w->flags &= (uint16_t)~VIGIL_WF_STALL;
+	}
+	w->progress = (uint8_t)pr;
+	w->beat = b;
+	struct vigil_slot_view *vw = &s->seg->view[slot];
+	/* Relaxed, as in scan_slot: vigilctl wants recent values. */
+	atomic_store_explicit(&vw->last_seen_unix_ms, t->real_ms, memory_order_relaxed);
+	atomic_store_explicit(&vw->beats, w->beats, memory_order_relaxed);
+	atomic_store_explicit(&vw->progress, w->progress, memory_order_relaxed);
+	if (w->view_health != h)
+		view_set(s, slot, w, VIGIL_VERDICT_OK, h, 0);
+	uint64_t next = v + p->interval_ns;
+	if (p->progress_stall_ns > 0 && pr < 100 && !(w->flags & VIGIL_WF_STALL) &&
+	    w->progress_v + p->progress_stall_ns < next)
+		next = w->progress_v + p->progress_stall_ns;
+	struct vigil_fast *f = &s->fast[slot];
+	f->beat = b;
+	f->next_v = next;
+	t->live++;
+	return true;
+}
+
+/* The pass over slots [from, to): the dense compare first, the full path
+ * only where a word changed or a deadline came (or all_full). */
+static void scan_range(struct vigil_scanner *s, uint32_t from, uint32_t to, bool all_full, struct tick_ctx *t)
+{
+	const uint64_t v = s->vclock_ns;
+	struct vigil_fast *const fast = s->fast;
+	const struct vigil_slot_hot *const hot = s->seg->hot;
+	uint32_t live = 0;
+	for (uint32_t i = from; i < to; i++) {
+		/* Acquire on the owner word as in scan_slot (a plain load on
+		 * x86); relaxed on the beat: in the fast case nothing it
+		 * publishes is read. */
+		uint64_t o = atomic_load_explicit(&hot[i].owner, memory_order_acquire);
+		uint64_t b = atomic_load_explicit(&hot[i].beat, memory_order_relaxed);
+		struct vigil_fast *f = &fast[i];
+		if (o == f->owner && v < f->next_v && !all_full) {
+			if (b == f->beat) {
+				live += vigil_owner_state(o) == VIGIL_SLOT_ACTIVE;
+				continue;
+			}
+			if (beat_as_expected(s, i, o, b, t))
+				continue;
+		}
+		scan_slot(s, i, t);
+		if (vigil_owner_state(o) != VIGIL_SLOT_FREE && i >= s->high_water)
+			s->high_water = i + 1;
+		fast_refresh(s, i, o, b, t);
+	}
+	t->live += live;
+}
+
 static void declare_zombie(struct vigil_scanner *s, uint32_t slot, struct tick_ctx *t)
 {
 	struct vigil_watch *w = &s->watch[slot];
@@ -700,6 +849,7 @@ static void declare_zombie(struct vigil_scanner *s, uint32_t slot, struct tick_c
 	vigil_segment_slot_set(s->seg, slot, w->owner, VIGIL_SLOT_ZOMBIE);
 	w->owner = vigil_owner_make(VIGIL_SLOT_ZOMBIE, vigil_owner_gen(w->owner));
 	w->mode = VIGIL_WATCH_ZOMBIE;
+	fast_forget(s, slot);
 	atomic_fetch_add_explicit(&s->metrics.zombies_detected, 1, memory_order_relaxed);
 	view_set(s, slot, w, VIGIL_VERDICT_ZOMBIE, health, missed);
 }
@@ -714,7 +864,8 @@ void vigil_scanner_tick(struct vigil_scanner *s, uint64_t now_ns)
 	 * TSan sees it too; rcu_dereference would be equivalent on x86). */
 	pol = *atomic_load_explicit(&s->policy, memory_order_acquire);
 	urcu_memb_read_unlock();
-	struct tick_ctx t = {.p = &pol, .real_ms = vigil_unix_ms()};
+	const uint64_t real_us = vigil_unix_us();
+	struct tick_ctx t = {.p = &pol, .real_ms = real_us / 1000u, .real_us = real_us};
 	/* Single writer (this thread): a change means this tick could not hand
 	 * over everything it saw (ring full), so it does not count as "seen". */
 	const uint64_t deferred0 = atomic_load_explicit(&s->metrics.ring_full_deferrals, memory_order_relaxed);
@@ -751,9 +902,27 @@ void vigil_scanner_tick(struct vigil_scanner *s, uint64_t now_ns)
 		s->vclock_ns += step;
 	}
 
+	/* A new policy moves every deadline: one full pass computes them again. */
+	bool all_full = pol.interval_ns != s->fast_interval_ns || pol.progress_stall_ns != s->fast_stall_ns ||
+			pol.min_health_score != s->fast_min_health;
+	s->fast_interval_ns = pol.interval_ns;
+	s->fast_stall_ns = pol.progress_stall_ns;
+	s->fast_min_health = pol.min_health_score;
 	const uint32_t n = s->seg->slots;
-	for (uint32_t i = 0; i < n; i++)
-		scan_slot(s, i, &t);
+	/* Relaxed: a hint (untrusted, clamped), not a publication. */
+	uint32_t hint = atomic_load_explicit(&s->seg->hdr->claim_hint, memory_order_relaxed);
+	uint32_t limit = s->high_water > hint ? s->high_water : hint;
+	if (s->first_pass || limit > n)
+		limit = n;
+	scan_range(s, 0, limit, all_full, &t);
+	if (limit < n) {
+		/* Above the high water: a chunk per tick, round the rest. */
+		if (s->sweep_pos < limit || s->sweep_pos >= n)
+			s->sweep_pos = limit;
+		uint32_t end = n - s->sweep_pos > VIGIL_SCAN_SWEEP_CHUNK ? s->sweep_pos + VIGIL_SCAN_SWEEP_CHUNK : n;
+		scan_range(s, s->sweep_pos, end, all_full, &t);
+		s->sweep_pos = end;
+	}
 
 	/* Mass silence (see the top of this file): say so before declaring
 	 * any of them, and hold every verdict for one interval. */
@@ -810,9 +979,10 @@ void vigil_scanner_tick(struct vigil_scanner *s, uint64_t now_ns)
 
 /* ---- the thread ------------------------------------------------------------ */
 
-static void handle_exits(struct vigil_scanner *s, const struct epoll_event *evs, int n)
+/* woken_us: the wall clock right after epoll_wait returned, i.e. when the
+ * scanner learnt that these pidfds were readable. */
+static void handle_exits(struct vigil_scanner *s, const struct epoll_event *evs, int n, uint64_t woken_us)
 {
-	uint64_t real_ms = vigil_unix_ms();
 	bool woke = false;
 	for (int i = 0; i < n; i++) {
 		uint64_t tok = evs[i].data.u64;
@@ -822,7 +992,8 @@ static void handle_exits(struct vigil_scanner *s, const struct epoll_event *evs,
 		if (w->pidfd < 0 || w->mode == VIGIL_WATCH_IDLE)
 			continue;
 		w->flags |= VIGIL_WF_EXIT;
-		report_exit(s, (uint32_t)tok, real_ms, &woke); /* if the ring is full, the tick retries */
+		fast_forget(s, (uint32_t)tok);
+		report_exit(s, (uint32_t)tok, woken_us, &woke); /* if the ring is full, the tick retries */
 	}
 	if (woke && s->wakefd >= 0) {
 		uint64_t one = 1;
@@ -845,7 +1016,8 @@ static void look_pass(struct vigil_scanner *s, uint64_t now_ns)
 	urcu_memb_read_unlock();
 	s->vclock_ns += now_ns - s->prev_mono_ns;
 	s->prev_mono_ns = now_ns;
-	struct tick_ctx t = {.p = &pol, .real_ms = vigil_unix_ms()};
+	const uint64_t real_us = vigil_unix_us();
+	struct tick_ctx t = {.p = &pol, .real_ms = real_us / 1000u, .real_us = real_us};
 	for (uint32_t i = 0; i < s->nlooks;) {
 		struct vigil_look *l = &s->looks[i];
 		uint64_t o = atomic_load_explicit(&s->seg->hot[l->slot].owner, memory_order_acquire);
@@ -856,6 +1028,7 @@ static void look_pass(struct vigil_scanner *s, uint64_t now_ns)
 		if (!done && st == VIGIL_SLOT_ACTIVE) {
 			t.ncand = 0; /* zombie candidates are the tick's business */
 			scan_slot(s, l->slot, &t);
+			fast_forget(s, l->slot);
 			done = w->mode != VIGIL_WATCH_LIVE || w->beats > 0;
 		}
 		if (done)
@@ -894,6 +1067,7 @@ static void *scanner_main(void *arg)
 		 * VIGIL_LOOK_NS_MAX per look); otherwise sleep until an event. */
 		VIGIL_ASSERT(s->nlooks <= VIGIL_LOOKS_MAX);
 		int n = epoll_wait(s->epfd, evs, 64, s->nlooks > 0 ? (int)(VIGIL_LOOK_POLL_NS / VIGIL_NS_PER_MS) : -1);
+		const uint64_t woken_us = vigil_unix_us(); /* the instant exits are stamped with */
 		if (n >= 0 && s->debug_fail_after_ticks != 0 &&
 		    atomic_load_explicit(&s->metrics.ticks, memory_order_relaxed) >= s->debug_fail_after_ticks) {
 			n = -1; /* test hook (VIGIL_DEBUG=1): fail as a broken epoll would */
@@ -929,7 +1103,7 @@ static void *scanner_main(void *arg)
 		}
 		if (vigil_scanner_failed(s) != 0)
 			break;
-		handle_exits(s, evs, n);
+		handle_exits(s, evs, n, woken_us);
 		if (tick)
 			vigil_scanner_tick(s, vigil_mono_ns());
 		else if (s->nlooks > 0)
@@ -999,11 +1173,12 @@ int vigil_scanner_init(struct vigil_scanner *s, struct vigil_segment *seg, const
 	VIGIL_ASSERT(s->ev_ring_size >= VIGIL_EV_RING_DEBUG_MIN && s->ev_ring_size <= VIGIL_EV_RING_SIZE &&
 		     (s->ev_ring_size & (s->ev_ring_size - 1)) == 0);
 	s->watch = calloc(seg->slots, sizeof *s->watch);
+	s->fast = calloc(seg->slots, sizeof *s->fast); /* next_v 0: every slot's first look is a full one */
 	s->candidates = calloc(seg->slots, sizeof *s->candidates);
 	s->ev_buf = aligned_alloc(64, sizeof(struct vigil_event) * s->ev_ring_size);
 	s->cmd_buf = aligned_alloc(64, sizeof(struct vigil_command) * VIGIL_CMD_RING_SIZE);
 	struct vigil_heartbeat_policy *p = malloc(sizeof *p);
-	if (s->watch == NULL || s->candidates == NULL || s->ev_buf == NULL || s->cmd_buf == NULL || p == NULL) {
+	if (s->watch == NULL || s->fast == NULL || s->candidates == NULL || s->ev_buf == NULL || s->cmd_buf == NULL || p == NULL) {
 		free(p);
 		free(s->watch);
 		s->watch = NULL;
@@ -1098,6 +1273,7 @@ void vigil_scanner_destroy(struct vigil_scanner *s)
 		if (fds[i] >= 0)
 			close(fds[i]);
 	free(s->watch);
+	free(s->fast);
 	free(s->candidates);
 	free(s->ev_buf);
 	free(s->cmd_buf);

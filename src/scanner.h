@@ -56,6 +56,8 @@ struct vigil_event {
 	uint32_t slot;
 	uint64_t gen;
 	uint64_t unix_ms;            /* when the scanner saw it */
+	uint64_t unix_us;            /* the same instant in microseconds (EXITED/DETACHED
+				      * through a pidfd: when epoll said it was readable) */
 	uint64_t last_seen_unix_ms;  /* when the last beat was first seen */
 	uint64_t due_unix_ms;        /* the instant the condition became true */
 	uint64_t stall_credit_ms;    /* supervisor time credited since last_seen */
@@ -145,6 +147,18 @@ struct vigil_watch {
 	uint32_t view_missed;
 };
 
+/* The scanner's dense record per slot: what a tick compares first.  With
+ * the slot's owner and beat words equal to these and the virtual clock
+ * before next_v, nothing about the slot can be due (no interval missed, no
+ * progress stall, no flag, no command): the tick counts it and moves on,
+ * without touching its vigil_watch.  Anything else takes the full path,
+ * which then writes this record again.  next_v 0: always the full path. */
+struct vigil_fast {
+	uint64_t owner;
+	uint64_t beat;
+	uint64_t next_v;
+};
+
 enum vigil_watch_mode {
 	VIGIL_WATCH_IDLE = 0,  /* nothing tracked */
 	VIGIL_WATCH_LIVE,      /* ACTIVE, monitored */
@@ -176,6 +190,16 @@ struct vigil_look {
 struct vigil_scanner {
 	struct vigil_segment *seg;
 	struct vigil_watch *watch;       /* seg->slots entries */
+	struct vigil_fast *fast;         /* seg->slots entries, dense: the common case reads only these */
+	/* 1 + the highest slot ever seen in use.  Slots from max(high_water,
+	 * the header's claim hint) up are free as far as we know: a tick
+	 * visits them only VIGIL_SCAN_SWEEP_CHUNK at a time (sweep_pos), so a
+	 * claim there is still found, within n / chunk ticks. */
+	uint32_t high_water;
+	uint32_t sweep_pos;
+	/* The policy the fast records' next_v were computed with. */
+	uint64_t fast_interval_ns, fast_stall_ns;
+	double fast_min_health;
 	uint32_t *candidates;            /* seg->slots entries */
 	struct ck_ring ev_ring;
 	struct vigil_event *ev_buf;      /* ev_ring_size entries */
@@ -211,6 +235,7 @@ struct vigil_scanner {
 };
 
 #define VIGIL_EV_RING_SIZE 8192u  /* power of two; ~2.5 MiB */
+#define VIGIL_SCAN_SWEEP_CHUNK 4096u /* free slots above the high water visited per tick */
 #define VIGIL_CMD_RING_SIZE 4096u
 /* Test hook: with VIGIL_DEBUG=1, VIGIL_DEBUG_EVENT_RING=N (a power of two
  * in [VIGIL_EV_RING_DEBUG_MIN, VIGIL_EV_RING_SIZE]) makes the event ring N

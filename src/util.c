@@ -38,6 +38,13 @@ uint64_t vigil_unix_ms(void)
 	return (uint64_t)ts.tv_sec * 1000ull + (uint64_t)ts.tv_nsec / VIGIL_NS_PER_MS;
 }
 
+uint64_t vigil_unix_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000ull + (uint64_t)ts.tv_nsec / 1000ull;
+}
+
 void vigil_iso8601(uint64_t unix_ms, char out[static 21])
 {
 	/* Past 9999-12-31T23:59:59Z the format needs more than 4 year digits
@@ -134,6 +141,107 @@ int vigil_fs_replace(int dirfd, const char *name, const void *data, size_t len)
 	return rc;
 }
 
+/* The shadow of name: ".<name>.shadow" (a dot file: never matched by a
+ * reader's `*.json`). */
+static int shadow_name(const char *name, char *out, size_t len)
+{
+	int n = snprintf(out, len, ".%s.shadow", name);
+	return (n < 0 || (size_t)n >= len) ? -ENAMETOOLONG : 0;
+}
+
+/* Opens the shadow for rewriting: an existing regular file with one link
+ * (ours from the last write), else a fresh one.  Anything else found under
+ * that name (a link, a FIFO, a hard link to another file, a directory) is
+ * not written through: it is unlinked and a new file made.  fd or -errno. */
+static int shadow_open(int dirfd, const char *shadow, bool *fresh)
+{
+	/* O_NONBLOCK: a FIFO planted under the name must not block the open;
+	 * no O_TRUNC before we know what the file is. */
+	int fd = openat(dirfd, shadow, O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	if (fd >= 0) {
+		struct stat st;
+		if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1) {
+			*fresh = false;
+			return fd;
+		}
+		close(fd);
+	}
+	if (fd >= 0 || errno != ENOENT)
+		(void)unlinkat(dirfd, shadow, 0); /* EISDIR: the create below fails and the caller falls back */
+	*fresh = true;
+	fd = openat(dirfd, shadow, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	return fd >= 0 ? fd : -errno;
+}
+
+int vigil_fs_replace_shadow(int dirfd, const char *name, const void *data, size_t len)
+{
+	char shadow[320];
+	if (shadow_name(name, shadow, sizeof shadow) < 0)
+		return vigil_fs_replace(dirfd, name, data, len);
+	bool fresh;
+	int fd = shadow_open(dirfd, shadow, &fresh);
+	if (fd < 0)
+		return vigil_fs_replace(dirfd, name, data, len);
+	const char *p = data;
+	size_t left = len;
+	off_t off = 0;
+	int rc = 0;
+	/* Bounded: each pass writes at least one byte or fails.  Over the old
+	 * content from offset 0, then cut to length: the file keeps its
+	 * blocks, nothing is allocated when the size stays about the same. */
+	while (left > 0) {
+		ssize_t w = pwrite(fd, p, left, off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			rc = w < 0 ? -errno : -EIO;
+			break;
+		}
+		p += w;
+		off += w;
+		left -= (size_t)w;
+	}
+	if (rc == 0 && !fresh && ftruncate(fd, (off_t)len) < 0)
+		rc = -errno;
+	if (close(fd) < 0 && rc == 0)
+		rc = -errno;
+	if (rc < 0) {
+		(void)unlinkat(dirfd, shadow, 0);
+		return vigil_fs_replace(dirfd, name, data, len);
+	}
+	/* One atomic step: name now holds the new document and the shadow the
+	 * old one (kept for the next write).  A reader of name sees the old or
+	 * the new document, never a mix.  A symbolic link or anything else
+	 * planted as name ends up as the shadow, where the next write unlinks
+	 * it (shadow_open): it is never followed. */
+	if (renameat2(dirfd, shadow, dirfd, name, RENAME_EXCHANGE) == 0)
+		return 0;
+	if (errno == ENOENT && renameat(dirfd, shadow, dirfd, name) == 0)
+		return 0; /* first write of name: no old document to keep */
+	/* No RENAME_EXCHANGE here (EINVAL: the file system lacks it), or name
+	 * is a directory: the temp-file path, as before. */
+	(void)unlinkat(dirfd, shadow, 0);
+	return vigil_fs_replace(dirfd, name, data, len);
+}
+
+int vigil_fs_replace_json_shadow(int dirfd, const char *name, const json_t *doc)
+{
+	char *s = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	if (s == NULL)
+		return -ENOMEM;
+	size_t n = strlen(s);
+	char *line = realloc(s, n + 2);
+	if (line == NULL) {
+		free(s);
+		return -ENOMEM;
+	}
+	line[n] = '\n';
+	line[n + 1] = '\0';
+	int rc = vigil_fs_replace_shadow(dirfd, name, line, n + 1);
+	free(line);
+	return rc;
+}
+
 /* The writer's pid in a name made by vigil_fs_replace(), or 0. */
 static long tmp_name_pid(const char *name)
 {
@@ -185,6 +293,17 @@ int vigil_fs_sweep_tmp(int dirfd)
 	struct dirent *de;
 	/* Collect, then unlink: never change a directory while reading it. */
 	while (n < SWEEP_MAX && (de = readdir(d)) != NULL) {
+		size_t dl = strlen(de->d_name);
+		if (dl > 8 && de->d_name[0] == '.' && strcmp(de->d_name + dl - 7, ".shadow") == 0) {
+			/* A shadow whose document is gone (vigild was killed between
+			 * removing a spec and its shadow): nothing will reuse it. */
+			char doc[256];
+			snprintf(doc, sizeof doc, "%.*s", (int)(dl - 8), de->d_name + 1);
+			struct stat st;
+			if (fstatat(dirfd, doc, &st, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT)
+				snprintf(names[n++], sizeof names[0], "%s", de->d_name);
+			continue;
+		}
 		long pid = tmp_name_pid(de->d_name);
 		/* Our own pid too: no write of ours is in flight at start-up, so
 		 * such a file is a predecessor's (a vigild that had our pid). */
@@ -337,6 +456,10 @@ int vigil_fs_remove(int dirfd, const char *name)
 {
 	if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
 		return -errno;
+	/* Its shadow goes with it (vigil_fs_replace_shadow), if it has one. */
+	char shadow[320];
+	if (shadow_name(name, shadow, sizeof shadow) == 0)
+		(void)unlinkat(dirfd, shadow, 0);
 	return 0;
 }
 

@@ -26,6 +26,8 @@
 
 uint64_t vigil_mono_ns(void);
 uint64_t vigil_unix_ms(void);
+/* Wall clock in microseconds (event stamps finer than a millisecond). */
+uint64_t vigil_unix_us(void);
 
 /* "YYYY-MM-DDTHH:MM:SSZ" (UTC) into out (at least 21 bytes). */
 void vigil_iso8601(uint64_t unix_ms, char out[static 21]);
@@ -44,6 +46,17 @@ int vigil_fs_replace(int dirfd, const char *name, const void *data, size_t len);
 /* json_dumps(JSON_COMPACT) + "\n", then vigil_fs_replace.  0 or -errno. */
 int vigil_fs_replace_json(int dirfd, const char *name, const json_t *doc);
 
+/* The same guarantee (a reader of name sees a whole document, old or new)
+ * for a file rewritten again and again (worker specs): the document is
+ * written over a per-file shadow ".<name>.shadow" kept in the same
+ * directory, which renameat2(RENAME_EXCHANGE) then swaps with name, so the
+ * shadow keeps the previous version for the next write and no inode is
+ * allocated per write (on ext4 that allocation was most of the cost; see
+ * bench/README.md).  Falls back to vigil_fs_replace where the exchange is
+ * not available.  vigil_fs_remove removes the shadow too.  0 or -errno. */
+int vigil_fs_replace_shadow(int dirfd, const char *name, const void *data, size_t len);
+int vigil_fs_replace_json_shadow(int dirfd, const char *name, const json_t *doc);
+
 /* Opens name in dirfd for appending (created 0644), O_NOFOLLOW.  fd or -errno. */
 int vigil_fs_open_append(int dirfd, const char *name);
 
@@ -59,7 +72,8 @@ int vigil_fs_append_json(int fd, const json_t *obj);
  * -ELOOP symlink, -EINVAL not a regular file). */
 int vigil_fs_read(int dirfd, const char *name, size_t max_len, char **out, size_t *out_len);
 
-/* Unlink name in dirfd; a missing file is success.  0 or -errno. */
+/* Unlink name in dirfd, and its shadow if it has one (see
+ * vigil_fs_replace_shadow); a missing file is success.  0 or -errno. */
 int vigil_fs_remove(int dirfd, const char *name);
 
 /* A directory stream over dirfd, from its first entry, that leaves dirfd
@@ -72,7 +86,8 @@ DIR *vigil_fs_opendir_at(int dirfd);
  * killed between create and rename: ".<name>.tmp.<pid>.<n>" whose <pid> no
  * longer exists (a live writer's are left alone).  Never follows a link
  * (one named so is removed itself) and never removes a directory.  At most
- * 64 per call (more wait for the next).  Returns how many were removed. */
+ * 64 per call (more wait for the next).  Also removes a shadow
+ * ".<name>.shadow" whose name is gone.  Returns how many were removed. */
 int vigil_fs_sweep_tmp(int dirfd);
 
 /* Copies a fixed 64-byte id field from the segment into a NUL-terminated

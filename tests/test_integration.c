@@ -9,6 +9,7 @@
  * scheduling noise (see itest.h).
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -345,6 +346,113 @@ static void sigkill_reported_within_a_tick(void **state)
 	      "active spec still there after worker_exited");
 	assert_not_blamed(id, true);
 	itest_reap(p, 1000);
+}
+
+/* ---- 3b --------------------------------------------------------------------------------- */
+
+/* A spec's moving field (last_seen) as written, or -1. */
+static int64_t spec_last_seen(const char *id)
+{
+	char rel[256];
+	snprintf(rel, sizeof rel, "coordination/worker-specs/active/%s.json", id);
+	json_t *spec = itest_read_json(&H, rel);
+	if (spec == NULL)
+		return -1;
+	json_t *v = json_object_get(json_object_get(spec, "heartbeat"), "last_seen_ms");
+	int64_t ms = json_is_integer(v) ? (int64_t)json_integer_value(v) : -2;
+	json_decref(spec);
+	return ms;
+}
+
+static int64_t spec_int(const char *id, const char *key)
+{
+	char rel[256];
+	snprintf(rel, sizeof rel, "coordination/worker-specs/active/%s.json", id);
+	json_t *spec = itest_read_json(&H, rel);
+	json_t *v = json_object_get(json_object_get(spec, "heartbeat"), key);
+	int64_t n = json_is_integer(v) ? (int64_t)json_integer_value(v) : -1;
+	json_decref(spec);
+	return n;
+}
+
+/* README "Files": the moving fields of every spec are refreshed within
+ * 1.5 x spec_refresh_seconds (+ a snapshot interval), whatever the number
+ * of workers; a state change (the first beat, a missed interval) is written
+ * at the next snapshot even when the bound is long; and what a reader of
+ * active/ finds is only whole specs (the shadows are dot files). */
+static void specs_follow_state_and_refresh_bound(void **state)
+{
+	(void)state;
+	enum { N = 24 };
+	itest_write_policy(&H, 0.5, 2.0, 5.0, "\"snapshot_interval_seconds\": 0.1, \"spec_refresh_seconds\": 0.5");
+	itest_vigild_start(&H);
+	char ids[N][32];
+	pid_t pids[N];
+	for (int i = 0; i < N; i++) {
+		snprintf(ids[i], sizeof ids[i], "worker-refresh-%03d", i);
+		pids[i] = worker(ids[i], "refresh", "20", NULL);
+	}
+	for (int i = 0; i < N; i++)
+		json_decref(registered(ids[i]));
+	/* The first beat is a state: in the file at the next snapshot. */
+	int64_t deadline = itest_mono_ms() + 1000 + itest_slack_ms();
+	for (int i = 0; i < N; i++)
+		while (spec_int(ids[i], "beats") <= 0 && itest_mono_ms() < deadline)
+			itest_sleep_ms(10);
+	for (int i = 0; i < N; i++)
+		CHECK(spec_int(ids[i], "beats") > 0, "%s: spec still says 0 beats", ids[i]);
+	/* Every spec's last_seen moves within 1.5 x 0.5 s + 0.1 s. */
+	int64_t seen0[N];
+	for (int i = 0; i < N; i++)
+		seen0[i] = spec_last_seen(ids[i]);
+	itest_sleep_ms(900 + itest_slack_ms());
+	for (int i = 0; i < N; i++) {
+		int64_t s1 = spec_last_seen(ids[i]);
+		CHECK(s1 > seen0[i], "%s: last_seen in the spec did not move in %d ms (%lld -> %lld), bound 0.85 s", ids[i],
+		      900 + itest_slack_ms(), (long long)seen0[i], (long long)s1);
+	}
+	/* Only whole specs match *.json; everything else is a dot file. */
+	char dir[ITEST_PATH_MAX];
+	DIR *d = opendir(itest_path(&H, "coordination/worker-specs/active", dir));
+	CHECK(d != NULL, "cannot open active/");
+	int specs = 0;
+	for (struct dirent *de = readdir(d); de != NULL; de = readdir(d)) {
+		size_t l = strlen(de->d_name);
+		if (de->d_name[0] == '.')
+			continue;
+		CHECK(l > 5 && strcmp(de->d_name + l - 5, ".json") == 0, "active/%s: not a spec", de->d_name);
+		char rel[300];
+		snprintf(rel, sizeof rel, "coordination/worker-specs/active/%s", de->d_name);
+		json_t *o = itest_read_json(&H, rel);
+		CHECK(o != NULL, "active/%s is not valid JSON", de->d_name);
+		json_decref(o);
+		specs++;
+	}
+	closedir(d);
+	CHECK(specs == N, "%d specs in active/, want %d", specs, N);
+
+	/* A long bound: beating workers' moving fields stay as written, and
+	 * a missed interval is still in the file at once. */
+	itest_write_policy(&H, 0.5, 2.0, 5.0, "\"snapshot_interval_seconds\": 0.1, \"spec_refresh_seconds\": 600");
+	itest_signal(H.vigild, SIGHUP);
+	CHECK(wait_log("heartbeat policy reloaded", NULL, NULL, 2000 + itest_slack_ms()), "policy not reloaded");
+	itest_sleep_ms(200); /* a pass under the old bound that was under way is done */
+	int64_t kept = spec_last_seen(ids[1]);
+	itest_signal(pids[0], SIGSTOP);
+	int64_t t_stop = itest_mono_ms();
+	deadline = t_stop + 500 + 100 + 100 + itest_slack_ms();
+	while (spec_int(ids[0], "missed") < 1 && itest_mono_ms() < deadline)
+		itest_sleep_ms(10);
+	CHECK(spec_int(ids[0], "missed") >= 1, "a stopped worker's spec shows missed %lld %lld ms after SIGSTOP",
+	      (long long)spec_int(ids[0], "missed"), (long long)(itest_mono_ms() - t_stop));
+	itest_sleep_ms(1000);
+	CHECK(spec_last_seen(ids[1]) == kept, "%s: last_seen rewritten (%lld -> %lld) under a 600 s bound", ids[1],
+	      (long long)kept, (long long)spec_last_seen(ids[1]));
+	itest_signal(pids[0], SIGCONT);
+	for (int i = 0; i < N; i++) {
+		itest_signal(pids[i], SIGKILL);
+		itest_reap(pids[i], 1000);
+	}
 }
 
 /* ---- 4 ---------------------------------------------------------------------------------- */
@@ -1013,6 +1121,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(healthy_fleet_no_false_events, setup, teardown),
 		cmocka_unit_test_setup_teardown(sigstop_missed_timeout_zombie_in_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(sigkill_reported_within_a_tick, setup, teardown),
+		cmocka_unit_test_setup_teardown(specs_follow_state_and_refresh_bound, setup, teardown),
 		cmocka_unit_test_setup_teardown(shell_worker_monitored_like_c, setup, teardown),
 		cmocka_unit_test_setup_teardown(runbook_jq_loops, setup, teardown),
 		cmocka_unit_test_setup_teardown(restart_adopts_without_blame, setup, teardown),

@@ -140,6 +140,7 @@ static const struct key_info hb_keys[] = {
 	{ "min_health_score", 'n' },           { "tick_seconds", 'n' },
 	{ "snapshot_interval_seconds", 'n' },  { "host_stall_share", 'n' },
 	{ "host_stall_min_workers", 'i' },     { "progress_stall_seconds", 'n' },
+	{ "spec_refresh_seconds", 'n' },
 	{ NULL, 0 },
 };
 static const struct key_info rs_keys[] = {
@@ -458,6 +459,7 @@ static const struct range_case range_cases[] = {
 	{ &HB, "host_stall_share", "1e-9", "1", "0", "1.0001", NULL, NULL },
 	{ &HB, "host_stall_min_workers", "1", "1000000", "0", "1000001", NULL, NULL },
 	{ &HB, "progress_stall_seconds", "0", "2592000", "-1", "2592000.5", NULL, NULL },
+	{ &HB, "spec_refresh_seconds", "0.01", "86400", "0.0099", "86400.5", NULL, NULL },
 	{ &RS, "max_retries", "0", "1000", "-1", "1001", NULL, NULL },
 	{ &RS, "retry_interval_seconds", "0", "604800", "-0.5", "604800.5", NULL, NULL },
 	{ &RS, "backoff_multiplier", "1", "100", "0.99", "100.01", NULL, NULL },
@@ -1209,7 +1211,8 @@ static void test_to_json_keys_and_types(void **state)
 				  "  \"snapshot_interval_seconds\": 1,\n"
 				  "  \"host_stall_share\": 0.5,\n"
 				  "  \"host_stall_min_workers\": 4,\n"
-				  "  \"progress_stall_seconds\": 600\n"
+				  "  \"progress_stall_seconds\": 600,\n"
+				  "  \"spec_refresh_seconds\": 60\n"
 				  "}");
 	free(text);
 	json_decref(obj);
@@ -1288,7 +1291,8 @@ static void test_to_json_round_trip(void **state)
 				  "\"zombie_threshold_seconds\":300,\"health_score_decay_rate\":5,"
 				  "\"min_health_score\":20,\"tick_seconds\":0.001,"
 				  "\"snapshot_interval_seconds\":1,\"host_stall_share\":0.333,"
-				  "\"host_stall_min_workers\":4,\"progress_stall_seconds\":600}");
+				  "\"host_stall_min_workers\":4,\"progress_stall_seconds\":600,"
+				  "\"spec_refresh_seconds\":60}");
 	free(text);
 	json_decref(obj);
 	assert_int_equal(vigil_policy_dumps(NULL, 0, &text), -EINVAL);
