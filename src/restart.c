@@ -880,8 +880,9 @@ static void take_restart_request(struct vigil_action *a, const char *name, uint6
 	if (resumed) {
 		/* Due when its predecessor said (a wall-clock instant in the
 		 * file), not a whole delay from now. */
-		uint64_t due_unix = l->resumed_due_unix_ms;
-		l->due_ms = mono + (due_unix > now ? due_unix - now : 0);
+		uint64_t due_unix = l->resumed_due_unix_ms, now_unix = vigil_unix_ms(); /* read with mono, not the
+											   * poll's start */
+		l->due_ms = mono + (due_unix > now_unix ? due_unix - now_unix : 0);
 		if (l->delay_ms == 0)
 			l->delay_ms = backoff_ms(a, l->attempt);
 	} else {
