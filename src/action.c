@@ -2,7 +2,7 @@
  * action.c - the action thread: events to files, verification, policy
  * reloads, snapshots.
  *
- * Writes follow SPEC §3: .json documents are replaced atomically (temp
+ * Writes follow the README ("What vigild writes"): .json documents are replaced atomically (temp
  * file + rename), .jsonl lines are one write() each.  A failed write is
  * counted and logged once per episode (not once per line: a full disk must
  * not also flood the log), and monitoring goes on: the scanner never waits

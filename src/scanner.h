@@ -287,7 +287,7 @@ static inline uint64_t vigil_scanner_seen_through_ms(struct vigil_scanner *s)
 /* One scan at monotonic time now_ns (exposed for tests). */
 void vigil_scanner_tick(struct vigil_scanner *s, uint64_t now_ns);
 
-/* ---- health arithmetic (pure; SPEC §5) ---- */
+/* ---- health arithmetic (pure; README "How verdicts are timed") ---- */
 
 /* floor(silence / interval); 0 for interval 0. */
 uint32_t vigil_health_missed(uint64_t silence_ns, uint64_t interval_ns);
