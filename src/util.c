@@ -224,7 +224,10 @@ int vigil_fs_replace_shadow(int dirfd, const char *name, const void *data, size_
 	return vigil_fs_replace(dirfd, name, data, len);
 }
 
-int vigil_fs_replace_json_shadow(int dirfd, const char *name, const json_t *doc)
+/* doc as one compact line ending in '\n', handed to write (one of the two
+ * replace paths); 0 or -errno. */
+static int replace_json_with(int dirfd, const char *name, const json_t *doc,
+			     int (*write)(int, const char *, const void *, size_t))
 {
 	char *s = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	if (s == NULL)
@@ -237,9 +240,14 @@ int vigil_fs_replace_json_shadow(int dirfd, const char *name, const json_t *doc)
 	}
 	line[n] = '\n';
 	line[n + 1] = '\0';
-	int rc = vigil_fs_replace_shadow(dirfd, name, line, n + 1);
+	int rc = write(dirfd, name, line, n + 1);
 	free(line);
 	return rc;
+}
+
+int vigil_fs_replace_json_shadow(int dirfd, const char *name, const json_t *doc)
+{
+	return replace_json_with(dirfd, name, doc, vigil_fs_replace_shadow);
 }
 
 /* The writer's pid in a name made by vigil_fs_replace(), or 0. */
@@ -322,20 +330,7 @@ int vigil_fs_sweep_tmp(int dirfd)
 
 int vigil_fs_replace_json(int dirfd, const char *name, const json_t *doc)
 {
-	char *s = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	if (s == NULL)
-		return -ENOMEM;
-	size_t n = strlen(s);
-	char *line = realloc(s, n + 2);
-	if (line == NULL) {
-		free(s);
-		return -ENOMEM;
-	}
-	line[n] = '\n';
-	line[n + 1] = '\0';
-	int rc = vigil_fs_replace(dirfd, name, line, n + 1);
-	free(line);
-	return rc;
+	return replace_json_with(dirfd, name, doc, vigil_fs_replace);
 }
 
 int vigil_fs_open_append(int dirfd, const char *name)
