@@ -167,3 +167,20 @@ bool vigil_queue_should_reject(int qfd, const char *name, const char *why)
 	return !vigil_queue_still_written(qfd, name);
 }
 
+json_t *vigil_queue_restart_doc(const char *worker_id, const char *worker_type, const char *task_id,
+				const char *reason, const char *source, uint64_t now_ms)
+{
+	json_t *r = json_string(reason);
+	if (r == NULL)
+		return NULL;
+	json_t *o = json_pack("{s:s, s:s, s:s, s:o}", "worker_id", worker_id, "worker_type", worker_type, "task_id",
+			      task_id, "reason", r);
+	if (o == NULL)
+		return NULL;
+	if (vigil_json_stamp(o, "created_at", "created_at_ms", now_ms) < 0 ||
+	    (source != NULL && json_object_set_new(o, "source", json_string(source)) < 0)) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}

@@ -33,4 +33,13 @@ bool vigil_queue_still_written(int qfd, const char *name);
  * a non-regular or an untrusted file; else once it has been left alone. */
 bool vigil_queue_should_reject(int qfd, const char *name, const char *why);
 
+/* A restart request in the runbook's format, the one document every writer
+ * of restart/queue/ makes (vigilctl restart, vigild's own retries,
+ * auto-fix): worker_id, worker_type, task_id, reason, created_at and
+ * created_at_ms, and source when not NULL ("vigild", "autofix"; an
+ * operator's request has none: README, "Worker lifecycle").  New reference,
+ * NULL when out of memory or when reason is not valid UTF-8. */
+json_t *vigil_queue_restart_doc(const char *worker_id, const char *worker_type, const char *task_id,
+				const char *reason, const char *source, uint64_t now_ms);
+
 #endif /* VIGIL_QUEUEFILE_H */

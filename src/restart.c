@@ -397,20 +397,11 @@ static void write_auto_request(struct vigil_action *a, struct vigil_lineage *l, 
 {
 	struct vigil_restart *r = &a->rs;
 	VIGIL_ASSERT(l->state != VIGIL_LIFE_QUARANTINED && l->state != VIGIL_LIFE_GAVE_UP);
-	json_t *o = json_object();
+	json_t *o = vigil_queue_restart_doc(l->id, l->type, l->task, reason, "vigild", now);
 	if (o == NULL)
 		return;
 	l->queued = true;
-	char iso[21];
-	vigil_iso8601(now, iso);
-	json_object_set_new(o, "worker_id", json_string(l->id));
-	json_object_set_new(o, "worker_type", json_string(l->type));
-	json_object_set_new(o, "task_id", json_string(l->task));
-	json_object_set_new(o, "reason", json_string(reason));
-	json_object_set_new(o, "created_at", json_string(iso));
-	json_object_set_new(o, "created_at_ms", json_integer((json_int_t)now));
 	json_object_set_new(o, "attempt", json_integer(attempt));
-	json_object_set_new(o, "source", json_string("vigild"));
 	if (l->argv_json != NULL) {
 		json_t *cmd = json_loads(l->argv_json, 0, NULL);
 		if (cmd != NULL)
@@ -1302,18 +1293,10 @@ int vigil_restart_request_from(struct vigil_action *a, const char *worker_id, co
 {
 	struct vigil_restart *r = &a->rs;
 	struct vigil_lineage *l = lin_find(r, worker_id);
-	json_t *o = json_object();
+	json_t *o = vigil_queue_restart_doc(worker_id, l != NULL ? l->type : worker_type, l != NULL ? l->task : "",
+					    reason, source, now_ms);
 	if (o == NULL)
 		return -ENOMEM;
-	char iso[21];
-	vigil_iso8601(now_ms, iso);
-	json_object_set_new(o, "worker_id", json_string(worker_id));
-	json_object_set_new(o, "worker_type", json_string(l != NULL ? l->type : worker_type));
-	json_object_set_new(o, "task_id", json_string(l != NULL ? l->task : ""));
-	json_object_set_new(o, "reason", json_string(reason));
-	json_object_set_new(o, "created_at", json_string(iso));
-	json_object_set_new(o, "created_at_ms", json_integer((json_int_t)now_ms));
-	json_object_set_new(o, "source", json_string(source));
 	char name[128];
 	snprintf(name, sizeof name, "%.64s-%.16s-%llu-%llu.json", worker_id, source, (unsigned long long)now_ms,
 		 (unsigned long long)(r->seq++ & 0xffff));

@@ -4,6 +4,7 @@
  * Part of vigilctl (see tools/vigilctl.c and ctl.h for the whole).
  */
 #include "ctl.h"
+#include "queuefile.h"
 
 /* worker_type and task_id of worker id from its spec in worker-specs/active/
  * or zombie/: 1 found (strings copied), 0 no spec, -1 a spec that cannot
@@ -145,10 +146,10 @@ int ctl_cmd_restart(int argc, char **argv, struct common *c)
 		return EXIT_FAIL;
 	}
 	uint64_t now = vigil_unix_ms();
-	char iso[21];
-	vigil_iso8601(now, iso);
-	json_t *doc = json_pack("{s:s, s:s, s:s, s:o, s:s}", "worker_id", id, "worker_type", type, "task_id", task,
-				"reason", reason_j, "created_at", iso);
+	/* The same document vigild writes for its own retries (queuefile.c);
+	 * an operator's request has no "source". */
+	json_t *doc = vigil_queue_restart_doc(id, type, task, reason, NULL, now);
+	json_decref(reason_j);
 	if (doc == NULL) {
 		fprintf(stderr, "vigilctl restart: out of memory\n");
 		close(qfd);
