@@ -474,6 +474,36 @@ static void spec_attempt_and_give_up_say_what_happened(void **state)
 	soft_done();
 }
 
+/* Found by review: a quarantine lifted while the worker's process still ran
+ * left the lineage "stopped", so that process's next failure was not
+ * restarted.  A flapping worker quarantined by auto-fix (alive), auto-fix
+ * then turned off, the quarantine lifted, the process killed -9: vigild
+ * restarts it on its own. */
+static void lift_while_running_restarts_its_next_failure(void **state)
+{
+	(void)state;
+	write_restart_policy(0.05, 3);
+	autofix_eager();
+	itest_vigild_start(&H);
+	const char *id = "worker-flap-001";
+	const char *cmd[] = {DEMO_WORKER_PATH, "--beat-ms", "10", "--flap-ms", "150", NULL};
+	spawn_cmd(id, "flap", cmd);
+	CHECK(wait_life_state(id, "quarantined", 15000), "%s was not quarantined within 15 s", id);
+	pid_t pids[2];
+	CHECK(procs_of(id, pids, 2) == 1, "%s is not running once while quarantined", id);
+	itest_write_file(&H, "coordination/config/auto-fix-policy.json", "{\"enabled\": false}\n");
+	CHECK(wait_text_count(AFLOG, "auto-fix policy reloaded (file changed): disabled", 1, 5000),
+	      "auto-fix was not turned off");
+	const char *lift[] = {"quarantine", "lift", id, NULL};
+	CHECK(ctl(NULL, NULL, lift) == 0, "vigilctl quarantine lift %s failed", id);
+	SOFT_CHECK(wait_life_state(id, "running", 3000), "lifecycle/%s.json is not 'running' after the lift", id);
+	int spawned = spawned_lines(id);
+	itest_signal(pids[0], SIGKILL);
+	SOFT_CHECK(wait_text_count(ITEST_RESTART_LOG, "spawned worker-flap-001 (", spawned + 1, 5000),
+		   "%s was not restarted after its process was killed, once the quarantine was lifted", id);
+	soft_done();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -486,6 +516,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(runbook_restart_of_vigild_keeps_a_vigild, setup, teardown),
 		cmocka_unit_test_setup_teardown(copying_two_policies_reads_each_once_complete, setup, teardown),
 		cmocka_unit_test_setup_teardown(spec_attempt_and_give_up_say_what_happened, setup, teardown),
+		cmocka_unit_test_setup_teardown(lift_while_running_restarts_its_next_failure, setup, teardown),
 	};
 	if (getenv("VIGIL_TEST_FILTER") != NULL)
 		cmocka_set_test_filter(getenv("VIGIL_TEST_FILTER"));
