@@ -11,8 +11,9 @@
  *      (not "refused") above the largest max_retries ever in force;
  *   I3 every request exactly one outcome line (request_id unique);
  *   I4 a goodbye is never a failure: no worker_exited for a pid that
- *      said goodbye (worker_detached), no pattern for a worker type that
- *      only ever detaches;
+ *      said goodbye (worker_detached).  (A "bye" worker may still fail for
+ *      real here: the run stops and kills it too.  That a goodbye makes no
+ *      pattern is test_lifecycle's detach_then_exit_is_detached.)
  *   I5 metrics add up: restarts_attempted = succeeded + failed + in flight
  *      (worker-restart-metrics.json, one document);
  *   I6 every file valid: each .json under coordination/ one JSON document,
@@ -46,7 +47,6 @@ static struct itest_home H;
 
 #include "itest_selfheal.h"
 
-#define PATTERNS "coordination/patterns/failure-patterns.jsonl"
 #define NIDS 4
 
 static uint64_t seed, rng;
@@ -140,7 +140,6 @@ static void check_invariants(void)
 			      str(o, "worker_id"));
 	}
 	json_decref(ev);
-	CHECK(count_text(PATTERNS, "\"worker_type\":\"bye\"") == 0, "I4: a worker that only detaches has a failure pattern");
 	json_t *m = itest_read_json(&H, RMETRICS);
 	if (m != NULL) {
 		int64_t att = itest_int(m, "restarts_attempted"), ok = itest_int(m, "restarts_succeeded"),
