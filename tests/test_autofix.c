@@ -796,8 +796,13 @@ static void signal_crash_sigsegv(void **state)
 	      "signal_crash evidence: signal %lld name '%s'", (long long)int_or(ev, "signal", 0), str(ev, "signal_name"));
 	CHECK(fabs(dbl(p, "confidence") - 0.8) < 1e-9, "one SIGSEGV: confidence %g, want 0.8 (>= 0.7 at once)",
 	      dbl(p, "confidence"));
-	/* Only that pattern for the first death (one death is no crash loop). */
+	/* Only that pattern for the first death (one death is no crash loop).
+	 * A lapse that recovered before it (a worker starved on a loaded host:
+	 * CI under TSan) is a true "flapping" observation, not about the death. */
 	json_t *all = pattern_lines(id, NULL);
+	for (size_t k = json_array_size(all); k-- > 0;)
+		if (strcmp(str(json_array_get(all, k), "type"), "flapping") == 0)
+			json_array_remove(all, k);
 	CHECK(json_array_size(all) >= 1 && strcmp(str(json_array_get(all, 0), "type"), "signal_crash") == 0,
 	      "the first pattern of %s is '%s'", id, str(json_array_get(all, 0), "type"));
 	CHECK(json_array_size(all) < 2 || int_or(json_array_get(all, 1), "timestamp_ms", 0) != int_or(p, "timestamp_ms", 1),
