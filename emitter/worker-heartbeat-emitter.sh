@@ -100,21 +100,27 @@ _vigil_hb_coproc_ok() {
 		((BASH_VERSINFO[0] > 4 || (BASH_VERSINFO[0] == 4 && BASH_VERSINFO[1] >= 3)))
 }
 
-# Sends one line to this shell's coprocess (started if need be) and returns
-# the exit code it answers.  A bounded wait for the answer: registration
-# waits at most 2 s for vigild.  No answer (the coprocess died): a failure,
-# and the next call starts a new coprocess.
+# Sends one line ($1) to this shell's coprocess (started if need be) and
+# returns the exit code it answers.  A bounded wait for the answer:
+# registration waits at most 2 s for vigild.  No answer (the coprocess died,
+# or ended at once without reading: seen twice in CI on a loaded host): this
+# one beat goes the forking way with the rest of the arguments ("$@" after
+# $1, vigilctl emit's own), so that it is not lost and a lasting fault is
+# worded by vigilctl; the next call starts a new coprocess.
 _vigil_hb_ask() {
+	local _vigil_hb_line=$1
+	shift
 	if [[ "${_vigil_hb_owner:-}" != "$BASHPID" ]] || ! kill -0 "$_vigil_hb_pid" 2>/dev/null; then
 		_vigil_hb_start || return 1
 	fi
 	local _vigil_hb_rc=
-	if ! printf '%s\n' "$1" >&"$_vigil_hb_in" ||
+	if ! printf '%s\n' "$_vigil_hb_line" >&"$_vigil_hb_in" ||
 		! read -r -t 30 -u "$_vigil_hb_out" _vigil_hb_rc || [[ "$_vigil_hb_rc" != [0-9] ]]; then
-		printf 'worker-heartbeat-emitter: the emitter coprocess (pid %s) did not answer; restarting it on the next beat\n' \
+		printf 'worker-heartbeat-emitter: the emitter coprocess (pid %s) did not answer; this beat by a vigilctl of its own, a new coprocess on the next one\n' \
 			"${_vigil_hb_pid:-?}" >&2
 		_vigil_hb_stop
-		return 1
+		_vigil_hb_once "$@"
+		return
 	fi
 	return "$_vigil_hb_rc"
 }
@@ -128,7 +134,7 @@ emit_heartbeat() {
 		_vigil_hb_once "$@"
 		return
 	fi
-	_vigil_hb_ask "$1 $2 $3"
+	_vigil_hb_ask "$1 $2 $3" "$1" "$2" "$3"
 }
 
 # emit_detach WORKER_ID: the calling shell's clean goodbye, as vigil_detach
@@ -140,7 +146,7 @@ emit_detach() {
 		_vigil_hb_once --detach "$@"
 		return
 	fi
-	_vigil_hb_ask "$1 detach"
+	_vigil_hb_ask "$1 detach" --detach "$1"
 }
 
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
